@@ -19,10 +19,8 @@ kernels and with the test-particle field synthesis alike.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate
 
 from .units import MEAN_SQUARE_GYROFREQUENCY, PAPER_K0, PAPER_K1
 
@@ -60,6 +58,8 @@ class TurbulenceSpectrum:
         raise NotImplementedError
 
     def _shape_integral(self) -> float:
+        from scipy import integrate  # only general shapes need it; keeps `qlt` start-up fast
+
         # integrate in log k: the shapes of interest are power laws over many decades
         u0, u1 = math.log(self.k0), math.log(self.k1)
         val, _ = integrate.quad(lambda u: float(self.shape(math.exp(u))) * math.exp(u), u0, u1,
@@ -82,6 +82,8 @@ class TurbulenceSpectrum:
 
     def moment(self, power: float) -> float:
         """``\\int_{k0}^{k1} g(k) k^power dk`` (used by the standard-QLT rates)."""
+        from scipy import integrate
+
         u0, u1 = math.log(self.k0), math.log(self.k1)
         val, _ = integrate.quad(lambda u: float(self.g(math.exp(u))) * math.exp((power + 1) * u),
                                 u0, u1, limit=200, epsabs=0.0, epsrel=1e-13)
