@@ -16,6 +16,7 @@ import sys
 #: modules that add subcommands (``register(subparsers)``)
 SUBCOMMAND_MODULES = [
     "qltlib.cli",
+    "qltlib.fit_cli",
 ]
 
 
