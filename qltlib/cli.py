@@ -17,6 +17,7 @@ import sys
 SUBCOMMAND_MODULES = [
     "qltlib.cli",
     "qltlib.fit_cli",
+    "qltlib.simulate_cli",
 ]
 
 

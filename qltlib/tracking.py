@@ -1,0 +1,338 @@
+"""Test-particle integrator: Boris rotation in a plane-wave field, compiled with numba.
+
+Conventions (chapter *Validation*, :math:numref:`eq-val-eom` and :math:numref:`eq-val-backtrack`)
+--------------------------------------------------------------------------------------------------
+Units ``c = r_g = Omega = 1``. A particle of charge sign ``s`` moves as
+
+    dr/dt = v,     dv/dt = s v x omega(r),     |v| = 1,
+
+(``omega = q dB / p`` for the reference charge, so ``s = +1`` is the physical particle).
+*Back-tracking*: the particle observed at the origin at time ``t`` with momentum direction
+``p`` is followed to earlier times ``t0 = t - T``. With ``tau = t - t'`` and ``u = -p`` the
+equations become those of a *forward* particle of charge ``-s`` and velocity ``u``; hence
+:func:`backtrack` starts particles at the origin with ``v = -p`` and ``charge_sign = -1`` and
+returns ``Delta r = r(t0) - r_sun`` after ``tau = T``.
+
+Scheme
+------
+Drift-kick-drift leapfrog: ``x_{n+1/2} = x_n + v_n dt/2``, Boris rotation of ``v`` in
+``omega(x_{n+1/2})`` (exact rotation about ``omega`` by ``2 arctan(|omega| dt / 2)``, so
+``|v|`` is conserved to round-off), ``x_{n+1} = x_{n+1/2} + v_{n+1} dt/2``. The scheme is
+second order, symplectic and time-reversible (with ``v -> -v`` *and* ``s -> -s``).
+
+Performance
+-----------
+The field at the half-step position needs ``cos(k_n.x + beta_n)`` for every mode. Calling
+``cos`` per mode per step dominates the cost, so the kernel keeps ``c_n + i s_n =
+exp(i(k_n.x + beta_n))`` per particle and advances it by the phase increment
+``delta_n = k_n.v dt`` (``|delta_n| <= k1 dt = step_fraction``) with a complex
+multiplication by ``exp(i delta_n)``, evaluated by a short Taylor polynomial (truncation error
+``< delta^9 / 9!``, ``1.4e-12`` at ``delta = 0.2``). The phases are re-synchronised exactly
+(``libm`` ``cos``/``sin``) every ``resync_every`` steps, which bounds the drift of both the
+polynomial and the round-off. The mode loop is branch-free over structure-of-arrays mode data
+and vectorises (SIMD) under ``fastmath``; particles are distributed over threads with
+``prange``.
+
+The per-mode arithmetic runs in a selectable *working precision*. ``float32`` doubles the SIMD
+width (about 2x the throughput); it perturbs the field by ~1e-6 relative (phase rounding between
+re-synchronisations, which are always float64), far below the statistical errors of an ensemble.
+Individual trajectories are chaotic, so they separate from their float64 twins after a few
+``1/Omega`` — as they would for any 1e-6 change of the step — while the ensemble statistics agree
+(chapter *Validation*, convergence section). Positions, velocities and the Boris rotation are
+float64 in both cases.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .turbulence import PlaneWaveTurbulence
+
+#: Largest phase increment per step for which the Taylor polynomial below is accurate to
+#: better than 1e-9 (``0.5^9/9! = 5.4e-9``); larger steps are refused.
+MAX_PHASE_STEP = 0.5
+#: Default number of steps between exact re-synchronisations of the mode phases.
+DEFAULT_RESYNC_EVERY = 512
+#: Working precisions of the per-mode arithmetic.
+WORKING_PRECISIONS = {"float64": np.float64, "float32": np.float32}
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt, kz_dt, ax_w, ay_w,
+                             az_w, charge_sign, dt, output_steps, resync_every):
+    """Integrate particles (rows of ``x0``, ``v0``) and record positions at ``output_steps``.
+
+    ``kx, ky, kz, beta`` (float64) serve the exact phase re-synchronisation; ``k*_dt = k dt`` and
+    ``a*_w`` are the same mode data in the *working precision* of the per-mode arithmetic
+    (float64 or float32: the kernel is compiled for either, the mode loop follows their dtype).
+    Particle positions, velocities and the Boris rotation are always float64.
+
+    Returns positions ``(P, n_out, 3)`` at the integer steps ``output_steps`` (sorted, > 0) and
+    the velocities ``(P, 3)`` after the last step.
+    """
+    n_particles = x0.shape[0]
+    n_modes = kx.size
+    n_out = output_steps.size
+    n_steps = output_steps[n_out - 1]
+    positions_out = np.empty((n_particles, n_out, 3))
+    velocities_out = np.empty((n_particles, 3))
+    half_dt_charge = 0.5 * dt * charge_sign
+    for p in numba.prange(n_particles):
+        # per-particle phase state exp(i(k_n.x + beta_n)) and scalars in the working precision
+        cos_phase = np.empty_like(kx_dt)
+        sin_phase = np.empty_like(kx_dt)
+        work = np.empty(16, dtype=kx_dt.dtype)
+        # Taylor coefficients: sin d = d(1 - d2/6 (1 - d2/20 (1 - d2/42))),
+        # cos d = 1 - d2/2 (1 - d2/12 (1 - d2/30 (1 - d2/56)))
+        work[0] = 1.0
+        work[1] = 1.0 / 6.0
+        work[2] = 1.0 / 20.0
+        work[3] = 1.0 / 42.0
+        work[4] = 0.5
+        work[5] = 1.0 / 12.0
+        work[6] = 1.0 / 30.0
+        work[7] = 1.0 / 56.0
+        work[8] = 0.0
+        one = work[0]
+        s1 = work[1]
+        s2 = work[2]
+        s3 = work[3]
+        c1 = work[4]
+        c2 = work[5]
+        c3 = work[6]
+        c4 = work[7]
+        zero = work[8]
+        vx = v0[p, 0]
+        vy = v0[p, 1]
+        vz = v0[p, 2]
+        # xh: position where the field is evaluated (x_{n+1/2}); start at x_0
+        xh = x0[p, 0]
+        yh = x0[p, 1]
+        zh = x0[p, 2]
+        for n in range(n_modes):
+            phase = kx[n] * xh + ky[n] * yh + kz[n] * zh + beta[n]
+            cos_phase[n] = math.cos(phase)
+            sin_phase[n] = math.sin(phase)
+        drift = 0.5          # the first drift is half a step (x_0 -> x_{1/2}), then full steps
+        j_out = 0
+        for step in range(1, n_steps + 1):
+            xh += drift * dt * vx
+            yh += drift * dt * vy
+            zh += drift * dt * vz
+            if step % resync_every == 0:
+                # exact (float64, libm) re-synchronisation bounds the drift of the recurrence
+                wx = 0.0
+                wy = 0.0
+                wz = 0.0
+                for n in range(n_modes):
+                    phase = kx[n] * xh + ky[n] * yh + kz[n] * zh + beta[n]
+                    c = math.cos(phase)
+                    s = math.sin(phase)
+                    cos_phase[n] = c
+                    sin_phase[n] = s
+                    wx += ax[n] * c
+                    wy += ay[n] * c
+                    wz += az[n] * c
+            else:
+                work[9] = drift * vx          # cast to the working precision
+                work[10] = drift * vy
+                work[11] = drift * vz
+                dvx = work[9]
+                dvy = work[10]
+                dvz = work[11]
+                acc_x = zero
+                acc_y = zero
+                acc_z = zero
+                for n in range(n_modes):
+                    d = kx_dt[n] * dvx + ky_dt[n] * dvy + kz_dt[n] * dvz
+                    d2 = d * d
+                    sin_d = d * (one - d2 * s1 * (one - d2 * s2 * (one - d2 * s3)))
+                    cos_d = one - d2 * c1 * (one - d2 * c2 * (one - d2 * c3 * (one - d2 * c4)))
+                    c_old = cos_phase[n]
+                    s_old = sin_phase[n]
+                    c = c_old * cos_d - s_old * sin_d
+                    s = s_old * cos_d + c_old * sin_d
+                    cos_phase[n] = c
+                    sin_phase[n] = s
+                    acc_x += ax_w[n] * c
+                    acc_y += ay_w[n] * c
+                    acc_z += az_w[n] * c
+                wx = np.float64(acc_x)
+                wy = np.float64(acc_y)
+                wz = np.float64(acc_z)
+            # Boris rotation: t = s omega dt/2, v' = v + v x t, v <- v + v' x 2t/(1+t^2)
+            tx = half_dt_charge * wx
+            ty = half_dt_charge * wy
+            tz = half_dt_charge * wz
+            f = 2.0 / (1.0 + tx * tx + ty * ty + tz * tz)
+            px = vx + (vy * tz - vz * ty)
+            py = vy + (vz * tx - vx * tz)
+            pz = vz + (vx * ty - vy * tx)
+            vx += f * (py * tz - pz * ty)
+            vy += f * (pz * tx - px * tz)
+            vz += f * (px * ty - py * tx)
+            drift = 1.0
+            if step == output_steps[j_out]:
+                # x_n = x_{n-1/2} + v_n dt/2
+                positions_out[p, j_out, 0] = xh + 0.5 * dt * vx
+                positions_out[p, j_out, 1] = yh + 0.5 * dt * vy
+                positions_out[p, j_out, 2] = zh + 0.5 * dt * vz
+                j_out += 1
+        velocities_out[p, 0] = vx
+        velocities_out[p, 1] = vy
+        velocities_out[p, 2] = vz
+    return positions_out, velocities_out
+
+
+@dataclass(frozen=True)
+class TrackResult:
+    """Positions and velocities returned by :func:`integrate` / :func:`backtrack`.
+
+    Attributes
+    ----------
+    times : ndarray, shape (n_times,)
+        The output times actually reached (integer multiples of ``dt``), units ``1/Omega``.
+    positions : ndarray, shape (n_times, P, 3)
+        Positions at ``times`` (for :func:`backtrack`: ``Delta r = r(t0) - r_sun``), units ``r_g``.
+    final_velocities : ndarray, shape (P, 3)
+        Velocities after the last step (unit vectors up to round-off).
+    dt : float
+        Step used.
+    n_steps : int
+        Number of steps to the last output time.
+    """
+
+    times: np.ndarray
+    positions: np.ndarray
+    final_velocities: np.ndarray
+    dt: float
+    n_steps: int
+
+
+def step_size(field: PlaneWaveTurbulence, step_fraction: float) -> float:
+    """Nominal step ``dt = step_fraction * min(1/k_max, r_g)`` (units ``1/Omega``).
+
+    The step resolves the shortest wavelength (``k_max dt = step_fraction``) and the gyration.
+    """
+    if not (np.isfinite(step_fraction) and 0.0 < step_fraction <= MAX_PHASE_STEP):
+        raise ValueError(f"step fraction must lie in (0, {MAX_PHASE_STEP}], got {step_fraction!r}")
+    k_max = float(np.max(np.linalg.norm(field.wavevectors, axis=1)))
+    return step_fraction * min(1.0 / k_max, 1.0) if k_max > 0 else step_fraction
+
+
+def output_schedule(times, dt_nominal: float):
+    """Turn requested output times into integer step counts with a common step ``dt``.
+
+    ``dt`` is the largest step ``<= dt_nominal`` that divides the last time into an integer number
+    of steps *and* puts every other time on the step grid (searched among ``n, n+1, ..., 2n``
+    steps); when no such step exists the other times are rounded to the nearest step. The times
+    actually reached are returned.
+
+    Returns
+    -------
+    steps : ndarray of int64, dt : float, times : ndarray
+    """
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    if times.size == 0 or not np.all(np.isfinite(times)) or np.any(times <= 0):
+        raise ValueError(f"times must be positive finite numbers, got {times.tolist()!r}")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"times must be strictly increasing, got {times.tolist()!r}")
+    n_min = int(math.ceil(times[-1] / dt_nominal - 1e-9))
+    fractions = times / times[-1]
+    n_last = n_min
+    for candidate in range(n_min, 2 * n_min + 1):
+        if np.all(np.abs(fractions * candidate - np.rint(fractions * candidate)) < 1e-9 * candidate):
+            n_last = candidate
+            break
+    dt = times[-1] / n_last
+    steps = np.maximum(np.rint(fractions * n_last).astype(np.int64), 1)
+    if np.any(np.diff(steps) <= 0):
+        raise ValueError("output times closer than one step; decrease --step-fraction")
+    return steps, dt, steps * dt
+
+
+def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_sign: float = 1.0,
+              step_fraction: float = 0.2, resync_every: int = DEFAULT_RESYNC_EVERY,
+              precision: str = "float64") -> TrackResult:
+    """Integrate particles forward in time through ``field``.
+
+    Parameters
+    ----------
+    field : PlaneWaveTurbulence
+        The plane-wave gyrovector field (units ``Omega``).
+    positions, velocities : array_like, shape (P, 3)
+        Initial positions (``r_g``) and unit velocity vectors.
+    times : array_like
+        Increasing positive output times (``1/Omega``).
+    charge_sign : float
+        ``+1`` for the reference charge, ``-1`` for the opposite charge.
+    step_fraction : float
+        ``dt = step_fraction * min(1/k_max, r_g)``; ``<= 0.5`` (validity of the phase recurrence).
+    resync_every : int
+        Steps between exact re-evaluations of the mode phases.
+    precision : {"float64", "float32"}
+        Working precision of the per-mode phase recurrence and field sum (positions, velocities
+        and the Boris rotation are always float64). ``float32`` doubles the SIMD width; its
+        relative field error (~1e-6) is far below the statistical errors of the ensemble.
+
+    Returns
+    -------
+    TrackResult
+
+    Notes
+    -----
+    Boris / drift-kick-drift scheme, chapter *Validation*, :math:numref:`eq-val-eom`.
+    """
+    x0 = np.ascontiguousarray(np.asarray(positions, dtype=np.float64).reshape(-1, 3))
+    v0 = np.ascontiguousarray(np.asarray(velocities, dtype=np.float64).reshape(-1, 3))
+    if x0.shape != v0.shape:
+        raise ValueError("positions and velocities must have the same shape (P, 3)")
+    if precision not in WORKING_PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(WORKING_PRECISIONS)}, got {precision!r}")
+    if int(resync_every) < 1:
+        raise ValueError(f"resync_every must be a positive integer, got {resync_every!r}")
+    steps, dt, actual_times = output_schedule(times, step_size(field, step_fraction))
+    k = np.ascontiguousarray(field.wavevectors.T, dtype=np.float64)
+    a = np.ascontiguousarray(field.amplitude_vectors.T, dtype=np.float64)
+    beta = np.ascontiguousarray(field.phases, dtype=np.float64)
+    work_dtype = WORKING_PRECISIONS[precision]
+    k_dt = np.ascontiguousarray(k * dt, dtype=work_dtype)
+    a_work = np.ascontiguousarray(a, dtype=work_dtype)
+    pos, vel = _boris_plane_wave_kernel(x0, v0, k[0], k[1], k[2], a[0], a[1], a[2], beta,
+                                        k_dt[0], k_dt[1], k_dt[2], a_work[0], a_work[1], a_work[2],
+                                        float(charge_sign), float(dt), steps, int(resync_every))
+    return TrackResult(times=actual_times, positions=np.transpose(pos, (1, 0, 2)),
+                       final_velocities=vel, dt=float(dt), n_steps=int(steps[-1]))
+
+
+def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: float = 0.2,
+              resync_every: int = DEFAULT_RESYNC_EVERY, precision: str = "float64") -> TrackResult:
+    """Back-track particles arriving at the origin with momentum directions ``directions``.
+
+    Parameters
+    ----------
+    field : PlaneWaveTurbulence
+        The turbulence realisation.
+    directions : array_like, shape (P, 3)
+        Unit momentum directions ``p`` at the observer (e.g. HEALPix pixel centres).
+    times : array_like
+        Back-tracking times ``T = t - t0`` (``1/Omega``), increasing.
+    step_fraction, resync_every, precision
+        As in :func:`integrate`.
+
+    Returns
+    -------
+    TrackResult
+        ``positions[i]`` is ``Delta r = r(t - T_i) - r_sun`` for each particle.
+
+    Notes
+    -----
+    A back-tracked particle of charge ``q`` is a forward particle of charge ``-q`` with reversed
+    momentum (chapter *Validation*, :math:numref:`eq-val-backtrack`).
+    """
+    directions = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
+    return integrate(field, np.zeros_like(directions), -directions, times, charge_sign=-1.0,
+                     step_fraction=step_fraction, resync_every=resync_every, precision=precision)

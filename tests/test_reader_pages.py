@@ -1,0 +1,96 @@
+"""The reader's pages agree with the code and the repository (fast; no build, no browser).
+
+* ``notation.md`` quotes every constant of ``qltlib/units.py`` with the library's value;
+* ``reproduce.md`` covers every data file in ``data/``, every benchmark script and the bless
+  command of the notebook references;
+* the reader pages are in ``_toc.yml``;
+* the vendored MathJax is the one ``_config.yml`` uses and matches its ``SHA256SUMS``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import Path
+
+import yaml
+
+from notebook_references import BLESS_COMMAND
+
+ROOT = Path(__file__).resolve().parents[1]
+READER_PAGES = ["bibliography", "notation", "reproduce", "execution_status"]
+
+
+def _constants_on_page(text: str) -> dict[str, str]:
+    return dict(re.findall(r"`([A-Z][A-Z0-9_]*) = ([-+0-9.eE]+)`", text))
+
+
+def test_notation_page_matches_units():
+    from qltlib import units
+
+    quoted = _constants_on_page((ROOT / "notation.md").read_text())
+    assert quoted, "notation.md quotes no constant of qltlib.units"
+    for name, value in quoted.items():
+        assert hasattr(units, name), f"notation.md quotes {name}, which qltlib.units does not define"
+        assert math.isclose(float(value), getattr(units, name), rel_tol=0, abs_tol=0), (
+            f"notation.md: {name} = {value}, qltlib.units: {getattr(units, name)!r}")
+    constants = [n for n, v in vars(units).items() if n.isupper() and isinstance(v, (int, float))]
+    missing = sorted(set(constants) - set(quoted))
+    assert not missing, f"constants of qltlib/units.py missing from notation.md: {missing}"
+
+
+def _data_files() -> list[Path]:
+    return sorted(p for p in (ROOT / "data").rglob("*")
+                  if p.is_file() and p.name != "README.md" and not p.name.startswith("."))
+
+
+def test_reproduce_page_covers_every_data_file():
+    text = (ROOT / "reproduce.md").read_text()
+    uncovered = []
+    for path in _data_files():
+        rel = path.relative_to(ROOT).as_posix()
+        parent = path.parent.relative_to(ROOT).as_posix()
+        if rel not in text and f"`{parent}`" not in text and f"{parent} " not in text and f"{parent}/" not in text:
+            uncovered.append(rel)
+    assert not uncovered, ("data files without a regeneration entry in reproduce.md (add the command "
+                           f"and run time from the data folder's README): {uncovered[:20]}")
+
+
+def test_reproduce_page_has_commands():
+    text = (ROOT / "reproduce.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    for command in re.findall(r"```bash\n(python3 -m venv .*?)\n```", readme):
+        assert command in text, f"reproduce.md lacks the README command: {command}"
+    assert "tests/bless_notebooks.py" in text and BLESS_COMMAND.split()[-1] in text
+    for script in sorted((ROOT / "benchmarks").glob("*.py")):
+        assert f"benchmarks/{script.name}" in text, f"reproduce.md does not say how to run benchmarks/{script.name}"
+
+
+def test_reader_pages_in_toc():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    reference = next(part for part in toc["parts"] if part.get("caption") == "Reference")
+    files = [entry["file"] for entry in reference["chapters"]]
+    for page in READER_PAGES:
+        assert page in files, f"{page} is not under the Reference caption of _toc.yml"
+        assert (ROOT / f"{page}.md").is_file()
+
+
+def test_vendored_mathjax():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]["config"]
+    path = config["mathjax_path"]
+    assert "://" not in path, f"mathjax_path is a URL ({path}): the book must render offline"
+    static = [ROOT / p for p in config.get("html_static_path", [])]
+    assert any((d / path).is_file() for d in static), f"{path} is in no html_static_path {static}"
+    assert not (ROOT / "_static").exists() or not any((ROOT / "_static").rglob("*.js")), (
+        "Jupyter Book loads every .js under _static/ (and under every static path once _static/ "
+        "exists) on every page: keep MathJax out of it (see _vendor/mathjax/README.md)")
+    vendor = next(d for d in static if (d / path).is_file()) / Path(path).parent
+    sums = (vendor / "SHA256SUMS").read_text().split("\n")
+    listed = {}
+    for line in filter(None, sums):
+        digest, name = line.split(maxsplit=1)
+        listed[name.removeprefix("./")] = digest
+    for name, digest in listed.items():
+        assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, f"{name} differs from SHA256SUMS"
+    actual = {p.relative_to(vendor).as_posix() for p in vendor.rglob("*") if p.is_file()} - {"SHA256SUMS", "README.md"}
+    assert actual == set(listed), f"files not in SHA256SUMS: {sorted(actual - set(listed))}"

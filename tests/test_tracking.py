@@ -1,0 +1,108 @@
+"""Boris integrator in plane-wave fields (qltlib.tracking)."""
+import math
+
+import numpy as np
+import pytest
+
+from qltlib.spectrum import WhiteNoiseSpectrum
+from qltlib.tracking import backtrack, integrate, output_schedule
+from qltlib.turbulence import synthesise_turbulence, uniform_field
+
+
+@pytest.fixture(scope="module")
+def turbulence():
+    return synthesise_turbulence(WhiteNoiseSpectrum(1e-2, 1e1), 96, rng=42)
+
+
+def isotropic_directions(n, seed):
+    v = np.random.default_rng(seed).normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("pitch_cosine", [0.0, 0.6])
+def test_gyration_radius_and_period_in_uniform_field(pitch_cosine):
+    """Uniform omega = 2 z: exact Boris/leapfrog orbit (radius v_perp/|omega|, angle per step)."""
+    omega = 2.0
+    field = uniform_field([0.0, 0.0, omega])
+    v_perp = math.sqrt(1 - pitch_cosine ** 2)
+    v0 = np.array([[v_perp, 0.0, pitch_cosine]])
+    times = np.linspace(0.05, 10.0, 200)
+    step_fraction = 0.05
+    result = integrate(field, np.zeros((1, 3)), v0, times, step_fraction=step_fraction)
+    x = result.positions[:, 0, :]
+    steps = np.rint(result.times / result.dt)
+    # dv/dt = v x omega turns x-hat towards -y-hat: the guiding centre is at -y v_perp/omega
+    centre = np.array([0.0, -v_perp / omega])
+    radius = np.linalg.norm(x[:, :2] - centre, axis=1)
+    np.testing.assert_allclose(radius, v_perp / omega, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(x[:, 2], pitch_cosine * result.times, rtol=1e-12, atol=1e-12)
+    if v_perp > 0:
+        # Boris turns by 2 arctan(omega dt / 2) per step: period 2 pi (1 + (omega dt)^2/12 + ...)
+        turn = 2 * math.atan(omega * result.dt / 2)
+        # the radius vector starts along +y and turns towards +x
+        angle = np.unwrap(np.arctan2(x[:, 0] - centre[0], x[:, 1] - centre[1]))
+        np.testing.assert_allclose(angle, steps * turn, atol=1e-9)
+        period = 2 * math.pi * result.dt / turn
+        relative_excess = period * omega / (2 * math.pi) - 1.0
+        assert abs(relative_excess - (omega * result.dt) ** 2 / 12) < (omega * result.dt) ** 4
+
+
+def test_speed_conserved_to_round_off(turbulence):
+    v0 = isotropic_directions(64, 1)
+    result = integrate(turbulence, np.zeros((64, 3)), v0, [30.0], step_fraction=0.2)
+    assert result.n_steps > 1000
+    speed_error = np.abs(np.linalg.norm(result.final_velocities, axis=1) - 1.0)
+    assert np.max(speed_error) < 2e-13
+    # and the particles were really deflected
+    assert np.min(np.sum(result.final_velocities * v0, axis=1)) < 0.9
+
+
+def test_phase_recurrence_matches_exact_phases(turbulence):
+    """Re-synchronising every step (libm cos per mode) and every 250 steps agree to round-off."""
+    v0 = isotropic_directions(16, 2)
+    exact = integrate(turbulence, np.zeros((16, 3)), v0, [10.0], step_fraction=0.3, resync_every=1)
+    recurrent = integrate(turbulence, np.zeros((16, 3)), v0, [10.0], step_fraction=0.3, resync_every=250)
+    assert recurrent.n_steps > 250
+    np.testing.assert_allclose(recurrent.positions, exact.positions, atol=1e-9)
+
+
+def test_time_reversibility(turbulence):
+    """Back-track, then run the physical particle forward: it returns to the observer."""
+    directions = isotropic_directions(32, 3)
+    back = backtrack(turbulence, directions, [5.0], step_fraction=0.2)
+    start = back.positions[-1]
+    forward = integrate(turbulence, start, -back.final_velocities, [5.0], charge_sign=+1.0,
+                        step_fraction=0.2)
+    assert forward.n_steps == back.n_steps
+    assert np.max(np.linalg.norm(start, axis=1)) > 3.0       # they went somewhere
+    np.testing.assert_allclose(forward.positions[-1], 0.0, atol=1e-8)
+    np.testing.assert_allclose(forward.final_velocities, directions, atol=1e-8)
+
+
+def test_backtracking_sign_convention():
+    """Observed momentum p = x in omega = z: the past position is at -p T + (p x omega) T^2 / 2."""
+    field = uniform_field([0.0, 0.0, 1.0])
+    T = 0.05
+    result = backtrack(field, np.array([[1.0, 0.0, 0.0]]), [T], step_fraction=0.01)
+    expected = np.array([-T, -0.5 * T ** 2, 0.0])         # p x omega = x x z = -y
+    np.testing.assert_allclose(result.positions[-1, 0], expected, atol=T ** 3)
+
+
+def test_second_order_convergence_in_step(turbulence):
+    directions = isotropic_directions(32, 4)
+    fractions = [0.4, 0.2, 0.1]
+    runs = [backtrack(turbulence, directions, [2.0], step_fraction=f) for f in fractions]
+    reference = backtrack(turbulence, directions, [2.0], step_fraction=0.0125).positions[-1]
+    errors = np.array([np.sqrt(np.mean((r.positions[-1] - reference) ** 2)) for r in runs])
+    dts = np.array([r.dt for r in runs])
+    order = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert 1.7 < order < 2.3, (dts, errors)
+
+
+def test_output_schedule_validation():
+    steps, dt, times = output_schedule([1.0, 2.0], 0.3)
+    assert dt <= 0.3 and steps[-1] * dt == pytest.approx(2.0)
+    np.testing.assert_allclose(times, [1.0, 2.0], atol=dt / 2)
+    for bad in ([-1.0], [0.0], [2.0, 1.0], []):
+        with pytest.raises(ValueError, match="times"):
+            output_schedule(bad, 0.1)
