@@ -71,7 +71,7 @@ def register(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="qlt", description=__doc__.splitlines()[0])
+    parser = _ArgumentParser(prog="qlt", description="The computations of the book from the shell; each subcommand prints JSON.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(name).register(sub)
