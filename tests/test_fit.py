@@ -32,8 +32,9 @@ def test_theory_table_interpolates_the_steady_state(theory):
 def test_fit_recovers_parameters_of_an_exact_synthetic_data_set(theory):
     """Data = the model's own <ln C~_l> (an 'Asimov' set): the fit must return the truth."""
     model = PseudoClModel(DeclinationBand(-90.0, -20.0), LMAX_FIT, DEFAULT_LMAX_THEORY)
-    placeholder = PseudoClLikelihood(ELL, np.ones(ELL.size), model, theory, digitisation_dex=0.03)
-    _, _, log_mean, _ = placeholder.moments(TRUTH["alpha"], TRUTH["kg2"], TRUTH["noise"])
+    # any data will do: only the model moments of this likelihood are used
+    model_moments = PseudoClLikelihood(ELL, np.ones(ELL.size), model, theory, digitisation_dex=0.03)
+    _, _, log_mean, _ = model_moments.moments(TRUTH["alpha"], TRUTH["kg2"], TRUTH["noise"])
     likelihood = PseudoClLikelihood(ELL, np.exp(log_mean), model, theory, digitisation_dex=0.03)
     result = fit_likelihood(likelihood)
     assert result.converged and result.at_bound == []
