@@ -35,7 +35,9 @@ from functools import lru_cache
 
 import healpy as hp
 import numpy as np
-from scipy.special import gammaln, sph_legendre_p
+from scipy.special import sph_legendre_p
+
+from .angular import wigner3j_zero
 
 #: HEALPix resolution of the Monte Carlo (nside 32: pixels of 1.8 deg, l up to 95).
 DEFAULT_NSIDE = 32
@@ -162,20 +164,6 @@ def mask_power_spectrum(band: DeclinationBand, lmax: int, nside: int | None = No
     return w_l0 ** 2 / (2.0 * np.arange(lmax + 1) + 1.0)
 
 
-def wigner3j_zero_squared(l1, l2, l3) -> np.ndarray:
-    """``(l1 l2 l3; 0 0 0)^2`` (broadcasting), zero unless the triangle holds and the sum is even."""
-    l1, l2, l3 = (np.asarray(v, dtype=float) for v in (l1, l2, l3))
-    big_j = l1 + l2 + l3
-    allowed = ((l3 >= np.abs(l1 - l2)) & (l3 <= l1 + l2) & (np.mod(big_j, 2) == 0))
-    g = np.where(allowed, big_j / 2, 0.0)
-    j = np.where(allowed, big_j, 0.0)
-    a1, a2, a3 = (np.where(allowed, j - 2 * v, 0.0) for v in (l1, l2, l3))
-    b1, b2, b3 = (np.where(allowed, g - v, 0.0) for v in (l1, l2, l3))
-    log_value = (gammaln(a1 + 1) + gammaln(a2 + 1) + gammaln(a3 + 1) - gammaln(j + 2)
-                 + 2 * (gammaln(g + 1) - gammaln(b1 + 1) - gammaln(b2 + 1) - gammaln(b3 + 1)))
-    return np.where(allowed, np.exp(log_value), 0.0)
-
-
 def master_coupling_matrix(mask_power: np.ndarray, lmax_out: int, lmax_in: int) -> np.ndarray:
     """MASTER mode-coupling matrix of a mask with power ``W_L`` (no ``m = 0`` filter).
 
@@ -193,7 +181,7 @@ def master_coupling_matrix(mask_power: np.ndarray, lmax_out: int, lmax_in: int) 
     ell = np.arange(lmax_out + 1)[:, None, None]
     ellp = np.arange(lmax_in + 1)[None, :, None]
     lcap = np.arange(big_l + 1)[None, None, :]
-    threej2 = wigner3j_zero_squared(ell, ellp, lcap)
+    threej2 = wigner3j_zero(ell, ellp, lcap) ** 2
     weighted = (2 * lcap + 1) * np.asarray(mask_power[: big_l + 1])[None, None, :]
     return (2 * ellp[..., 0] + 1) / (4 * np.pi) * np.sum(threej2 * weighted, axis=-1)
 
