@@ -70,15 +70,15 @@ def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt,
     (float64 or float32: the kernel is compiled for either, the mode loop follows their dtype).
     Particle positions, velocities and the Boris rotation are always float64.
 
-    Returns positions ``(P, n_out, 3)`` at the integer steps ``output_steps`` (sorted, > 0) and
-    the velocities ``(P, 3)`` after the last step.
+    Returns positions and velocities, both ``(P, n_out, 3)``, at the integer steps
+    ``output_steps`` (sorted, > 0).
     """
     n_particles = x0.shape[0]
     n_modes = kx.size
     n_out = output_steps.size
     n_steps = output_steps[n_out - 1]
     positions_out = np.empty((n_particles, n_out, 3))
-    velocities_out = np.empty((n_particles, 3))
+    velocities_out = np.empty((n_particles, n_out, 3))
     half_dt_charge = 0.5 * dt * charge_sign
     for p in numba.prange(n_particles):
         # per-particle phase state exp(i(k_n.x + beta_n)) and scalars in the working precision
@@ -180,10 +180,10 @@ def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt,
                 positions_out[p, j_out, 0] = xh + 0.5 * dt * vx
                 positions_out[p, j_out, 1] = yh + 0.5 * dt * vy
                 positions_out[p, j_out, 2] = zh + 0.5 * dt * vz
+                velocities_out[p, j_out, 0] = vx
+                velocities_out[p, j_out, 1] = vy
+                velocities_out[p, j_out, 2] = vz
                 j_out += 1
-        velocities_out[p, 0] = vx
-        velocities_out[p, 1] = vy
-        velocities_out[p, 2] = vz
     return positions_out, velocities_out
 
 
@@ -197,8 +197,9 @@ class TrackResult:
         The output times actually reached (integer multiples of ``dt``), units ``1/Omega``.
     positions : ndarray, shape (n_times, P, 3)
         Positions at ``times`` (for :func:`backtrack`: ``Delta r = r(t0) - r_sun``), units ``r_g``.
-    final_velocities : ndarray, shape (P, 3)
-        Velocities after the last step (unit vectors up to round-off).
+    velocities : ndarray, shape (n_times, P, 3)
+        Velocities at ``times`` (unit vectors up to round-off). For :func:`backtrack` the
+        momentum direction of the particle at the earlier time ``t - T_i`` is ``-velocities[i]``.
     dt : float
         Step used.
     n_steps : int
@@ -207,9 +208,14 @@ class TrackResult:
 
     times: np.ndarray
     positions: np.ndarray
-    final_velocities: np.ndarray
+    velocities: np.ndarray
     dt: float
     n_steps: int
+
+    @property
+    def final_velocities(self) -> np.ndarray:
+        """Velocities after the last step, shape ``(P, 3)``."""
+        return self.velocities[-1]
 
 
 def step_size(field: PlaneWaveTurbulence, step_fraction: float) -> float:
@@ -305,7 +311,7 @@ def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_s
                                         k_dt[0], k_dt[1], k_dt[2], a_work[0], a_work[1], a_work[2],
                                         float(charge_sign), float(dt), steps, int(resync_every))
     return TrackResult(times=actual_times, positions=np.transpose(pos, (1, 0, 2)),
-                       final_velocities=vel, dt=float(dt), n_steps=int(steps[-1]))
+                       velocities=np.transpose(vel, (1, 0, 2)), dt=float(dt), n_steps=int(steps[-1]))
 
 
 def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: float = 0.2,
