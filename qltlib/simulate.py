@@ -23,13 +23,20 @@ others are run, in which order, or on which machine.
 Files
 -----
 ``DIR/manifest.json`` (all settings), ``DIR/realisation_00042.npz`` (``delta_r`` as float32,
-shape ``(n_times, n_pix, 3)``; written to a temporary file and moved into place with
-:func:`os.replace`, so a killed run never leaves a truncated file). Existing realisation files are
-skipped on restart.
+shape ``(n_times, n_pix, 3)``, and the settings that produced it; written to a temporary file and
+moved into place with :func:`os.replace`, so a killed run never leaves a truncated file). Files
+are trusted only after a check against the manifest (:func:`load_realisation`): on restart the
+valid files are skipped and corrupt ones recomputed; :func:`summarize` refuses a file that
+contradicts its manifest.
+
+Processes
+---------
+Local runs compute every realisation in worker processes, never in the process that receives
+Ctrl-C (see the comment above :func:`_worker_main`): an interrupt at any moment ends the run
+within a second, keeps the finished files and leaves neither workers nor temporary files.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import math
@@ -138,6 +145,18 @@ class SimulationSettings:
         """The :class:`~qltlib.spectrum.TurbulenceSpectrum` these settings name."""
         return make_spectrum(self.spectrum, self.k0, self.k1)
 
+    @classmethod
+    def from_dict(cls, settings: dict) -> "SimulationSettings":
+        """Settings from :meth:`as_dict` output (a manifest); ValueError on unknown or bad entries."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown settings {', '.join(unknown)}")
+        try:
+            return cls(**settings)
+        except TypeError as exc:          # e.g. a string where a number belongs
+            raise ValueError(str(exc)) from None
+
     def as_dict(self) -> dict:
         """JSON-friendly settings (the content of ``manifest.json``)."""
         d = dataclasses.asdict(self)
@@ -168,7 +187,8 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
     -------
     dict
         ``index``, ``times`` (reached, ``1/Omega``), ``delta_r`` (float64,
-        ``(n_times, n_pix, 3)``, units ``r_g``), ``max_speed_error`` (``max | |v| - 1 |``).
+        ``(n_times, n_pix, 3)``, units ``r_g``), ``max_speed_error`` (``max | |v| - 1 |``),
+        ``settings`` (:meth:`SimulationSettings.as_dict`).
 
     Notes
     -----
@@ -181,12 +201,20 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
                       precision=settings.precision)
     speed_error = float(np.max(np.abs(np.linalg.norm(track.final_velocities, axis=1) - 1.0)))
     return {"index": int(index), "times": track.times, "delta_r": track.positions,
-            "max_speed_error": speed_error}
+            "max_speed_error": speed_error, "settings": settings.as_dict()}
 
 
 # ---------------------------------------------------------------------------------------------
 # files
 # ---------------------------------------------------------------------------------------------
+
+class CorruptRealisationError(ValueError):
+    """A realisation file that cannot be read or contradicts the settings of its directory."""
+
+
+#: arrays every realisation file holds (files written since qltlib 0.1.0 also hold ``settings``)
+REALISATION_FIELDS = ("index", "times", "delta_r", "max_speed_error")
+
 
 def realisation_path(out_dir, index: int) -> Path:
     """``DIR/realisation_NNNNN.npz`` of realisation ``index``."""
@@ -194,7 +222,7 @@ def realisation_path(out_dir, index: int) -> Path:
 
 
 def existing_realisations(out_dir) -> list[int]:
-    """Indices of the finished realisation files in ``out_dir`` (sorted)."""
+    """Indices of the realisation files in ``out_dir`` (sorted; not yet verified)."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
@@ -202,18 +230,121 @@ def existing_realisations(out_dir) -> list[int]:
     return sorted(int(m.group(1)) for m in found if m)
 
 
+def _temporary_path(path: Path, pid: int) -> Path:
+    return path.with_name(f".{path.name}.{pid}.tmp")
+
+
 def write_realisation(out_dir, result: dict) -> Path:
-    """Write one realisation atomically (temporary file in the same directory + ``os.replace``)."""
+    """Write one realisation atomically (temporary file in the same directory + ``os.replace``).
+
+    The file holds ``index``, ``times``, ``delta_r`` (float32), ``max_speed_error`` and, when
+    ``result`` has them, the ``settings`` that produced it (JSON text), so that every file can be
+    checked against the manifest of the directory it sits in (:func:`load_realisation`).
+    """
     path = realisation_path(out_dir, result["index"])
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temporary_path(path, os.getpid())
+    arrays = dict(index=np.int64(result["index"]), times=np.asarray(result["times"]),
+                  delta_r=np.asarray(result["delta_r"], dtype=np.float32),
+                  max_speed_error=np.float64(result["max_speed_error"]))
+    if "settings" in result:
+        arrays["settings"] = np.str_(json.dumps(result["settings"], sort_keys=True))
     with open(tmp, "wb") as fh:
-        np.savez(fh, index=np.int64(result["index"]), times=np.asarray(result["times"]),
-                 delta_r=np.asarray(result["delta_r"], dtype=np.float32),
-                 max_speed_error=np.float64(result["max_speed_error"]))
+        np.savez(fh, **arrays)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def _plain(value):
+    """JSON-comparable form of a setting (tuples and lists compare equal)."""
+    return json.loads(json.dumps(value))
+
+
+def settings_conflicts(reference: dict, other: dict) -> list[str]:
+    """Names of the settings on which two settings dictionaries disagree (sorted).
+
+    Every key of either dictionary is compared, so settings added to :class:`SimulationSettings`
+    later are checked without further code. A key missing from one side takes the field's
+    default: a setting introduced after a run was made is accepted when its default is the
+    value the other side records (it reproduces the older behaviour).
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(SimulationSettings)}
+    missing = object()
+
+    def value(settings, key):
+        if key in settings:
+            return _plain(settings[key])
+        return _plain(defaults[key]) if key in defaults else missing
+
+    return sorted(key for key in set(reference) | set(other) if value(reference, key) != value(other, key))
+
+
+def _time_tolerance(settings: SimulationSettings) -> float:
+    # output_schedule puts the last time on the step grid exactly and rounds the others to the
+    # nearest step; every mode has k >= k0, so dt <= step_fraction * min(1/k0, r_g)
+    return 0.5 * settings.step_fraction * min(1.0, 1.0 / settings.k0)
+
+
+def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
+    """Read and verify one realisation file against the settings of its directory.
+
+    Every array is read in full, so the CRC-32 that the ``.npz`` (zip) container keeps for each
+    array is checked: truncated files and flipped bits are both caught. The content must then
+    fit ``settings``: the file's own ``index`` and ``settings`` (when stored), ``delta_r`` of
+    shape ``(n_times, 12 nside^2, 3)`` with finite entries no farther from the origin than
+    ``c T``, and the times reached within half a step of the requested ones.
+
+    Returns
+    -------
+    dict
+        The arrays of the file.
+
+    Raises
+    ------
+    CorruptRealisationError
+        One line naming the file and what is wrong with it.
+    """
+    path = realisation_path(out_dir, index)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except Exception as exc:       # any failure to read (BadZipFile, CRC, header, I/O) is corruption
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise CorruptRealisationError(f"{path.name} is unreadable ({type(exc).__name__}: {reason})") from None
+
+    def contradiction(what):
+        return CorruptRealisationError(f"{path.name} contradicts the manifest of {Path(out_dir)}: {what}")
+
+    absent = [name for name in REALISATION_FIELDS if name not in arrays]
+    if absent:
+        raise contradiction(f"it lacks {', '.join(absent)}")
+    if "settings" in arrays:
+        try:
+            stored = json.loads(str(arrays["settings"]))
+        except ValueError:
+            raise contradiction("its stored settings are not JSON") from None
+        differ = settings_conflicts(settings.as_dict(), stored)
+        if differ:
+            raise contradiction("settings " + ", ".join(f"{k} = {stored.get(k)!r} (manifest {settings.as_dict().get(k)!r})"
+                                                       for k in differ))
+    if arrays["index"].shape != () or int(arrays["index"]) != int(index):
+        raise contradiction(f"it holds realisation {arrays['index'].tolist()!r}")
+    times, delta_r = np.asarray(arrays["times"], dtype=float), arrays["delta_r"]
+    expected_shape = (len(settings.times), settings.n_pix, 3)
+    if delta_r.shape != expected_shape:
+        raise contradiction(f"delta_r has shape {delta_r.shape}, nside {settings.nside} and "
+                            f"{len(settings.times)} times need {expected_shape}")
+    if times.shape != (len(settings.times),) or \
+            np.any(np.abs(times - np.array(settings.times)) > _time_tolerance(settings)):
+        raise contradiction(f"times {times.tolist()} instead of {list(settings.times)}")
+    distance = np.linalg.norm(np.asarray(delta_r, dtype=np.float64), axis=2)
+    # a particle moves at c: float32 storage allows a relative excess of a few 1e-7
+    if not np.all(np.isfinite(distance)) or np.any(distance > times[:, None] * (1 + 1e-5)):
+        raise contradiction("delta_r holds non-finite values or particles farther than c T")
+    if not np.isfinite(float(arrays["max_speed_error"])):
+        raise contradiction("max_speed_error is not finite")
+    return arrays
 
 
 def _manifest(settings: SimulationSettings, n_realisations: int) -> dict:
@@ -223,6 +354,10 @@ def _manifest(settings: SimulationSettings, n_realisations: int) -> dict:
             "qltlib_version": __version__}
 
 
+def _os_error_line(action: str, path, exc: OSError) -> str:
+    return f"cannot {action} {path}: {exc.strerror or type(exc).__name__}"
+
+
 def prepare_output(out_dir, settings: SimulationSettings, n_realisations: int) -> Path:
     """Create ``out_dir`` with its manifest, or check that an existing manifest matches.
 
@@ -230,54 +365,299 @@ def prepare_output(out_dir, settings: SimulationSettings, n_realisations: int) -
     ------
     SettingsMismatchError
         If ``out_dir`` already holds a manifest with different settings.
+    ValueError
+        If ``out_dir`` is a file, cannot be created or written, or holds a corrupt manifest.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output {out_dir} exists and is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(_os_error_line("create output directory", out_dir, exc)) from None
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.exists():
-        old = json.loads(manifest_path.read_text())
-        old_settings = old.get("settings", {})
-        new_settings = settings.as_dict()
-        differ = sorted(k for k in set(old_settings) | set(new_settings)
-                        if old_settings.get(k) != new_settings.get(k))
+        old = load_manifest(out_dir)
+        differ = settings_conflicts(old["settings"], settings.as_dict())
         if differ:
             raise SettingsMismatchError(
                 f"{out_dir} holds a run with different settings ({', '.join(differ)}); "
                 f"use another --out directory")
         n_realisations = max(n_realisations, int(old.get("realisations", 0)))
-    for stale in out_dir.glob(".*.tmp"):      # left behind by a killed run
-        stale.unlink()
-    tmp = manifest_path.with_name(f".{MANIFEST_NAME}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_manifest(settings, n_realisations), indent=2) + "\n")
-    os.replace(tmp, manifest_path)
+    tmp = _temporary_path(manifest_path, os.getpid())
+    try:
+        for stale in out_dir.glob(".*.tmp"):      # left behind by a killed run
+            stale.unlink()
+        tmp.write_text(json.dumps(_manifest(settings, n_realisations), indent=2) + "\n")
+        os.replace(tmp, manifest_path)
+    except OSError as exc:
+        raise ValueError(_os_error_line("write to output directory", out_dir, exc)) from None
     return out_dir
 
 
 def load_manifest(out_dir) -> dict:
-    """The manifest of a simulation directory; ValueError if there is none."""
+    """The manifest of a simulation directory, checked for form.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: no manifest, not JSON, or settings that are not valid.
+    """
     path = Path(out_dir) / MANIFEST_NAME
-    if not path.exists():
+    if not path.is_file():
         raise ValueError(f"no {MANIFEST_NAME} in {out_dir}: not a simulation directory")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except OSError as exc:
+        raise ValueError(_os_error_line("read", path, exc)) from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); the manifest is corrupt") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
+        raise ValueError(f"{path} has no settings; the manifest is corrupt")
+    try:
+        SimulationSettings.from_dict(manifest["settings"])
+    except ValueError as exc:
+        raise ValueError(f"{path} holds invalid settings ({exc}); the manifest is corrupt") from None
+    realisations = manifest.get("realisations", 0)
+    if isinstance(realisations, bool) or not isinstance(realisations, int) or realisations < 0:
+        raise ValueError(f"{path}: 'realisations' must be a non-negative integer, got {realisations!r}")
+    return manifest
 
 
 # ---------------------------------------------------------------------------------------------
-# ensemble driver
+# sizes: refuse before allocating
 # ---------------------------------------------------------------------------------------------
 
-def _ignore_sigint():
-    # worker processes leave Ctrl-C to the driver, which shuts them down
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+#: Conservative tracking throughput per core in particle-step-modes per second: half of the
+#: 2-core benchmark (``benchmarks/README.md``: 1.65e9 float64, 3.29e9 float32 on 2 cores), as a
+#: busy machine gives.
+THROUGHPUT_PER_CORE = {"float64": 0.4e9, "float32": 0.8e9}
+#: Memory of one Python process with numpy, healpy and numba loaded (bytes, measured ~0.3 GB).
+PROCESS_BASE_BYTES = 400 * 2 ** 20
 
 
-def _caused_by_interrupt(exc: BaseException) -> bool:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+def available_memory() -> int:
+    """Bytes of memory available to a new run (``MemAvailable``; total physical memory if unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:       # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def realisation_memory(settings: SimulationSettings) -> int:
+    """Peak bytes of one worker computing one realisation (:func:`run_realisation` + write).
+
+    Per particle: pixel centres and their copies (~ 100 B), start positions and velocities
+    (48 B), positions and velocities at every output time from the kernel (2 x 24 B per time) and
+    the float32 copy written to the file (12 B per time); mode data is negligible.
+    """
+    per_particle = 160 + 64 * len(settings.times)
+    return PROCESS_BASE_BYTES + settings.n_pix * per_particle + 200 * settings.n_modes
+
+
+def realisation_seconds(settings: SimulationSettings, cores: int) -> float:
+    """Conservative wall time of one realisation on ``cores`` cores (particle-step-modes / throughput)."""
+    n_steps = settings.times[-1] / (settings.step_fraction * min(1.0 / settings.k1, 1.0))
+    updates = float(settings.n_pix) * n_steps * settings.n_modes
+    return updates / (THROUGHPUT_PER_CORE[settings.precision] * max(1, cores))
+
+
+def _format_bytes(n: float) -> str:
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.0f} MiB"
+
+
+def _format_seconds(s: float) -> str:
+    for unit, length in (("days", 86400), ("h", 3600), ("min", 60)):
+        if s >= length:
+            return f"{s / length:.3g} {unit}"
+    return f"{s:.2g} s"
+
+
+def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory: int | None = None) -> dict:
+    """Estimate memory and time of a run; ValueError (one line) if it needs more memory than there is.
+
+    Returns
+    -------
+    dict
+        ``bytes`` (all workers together) and ``seconds_per_realisation`` (conservative).
+    """
+    memory = available_memory() if memory is None else int(memory)
+    need = int(workers) * realisation_memory(settings)
+    seconds = realisation_seconds(settings, max(1, usable_cores() // int(workers)))
+    if need > memory:
+        raise ValueError(
+            f"nside {settings.nside} with {len(settings.times)} times and {workers} worker(s) needs about "
+            f"{_format_bytes(need)} of memory ({settings.n_pix:,} particles per realisation) and about "
+            f"{_format_seconds(seconds)} per realisation; this machine has {_format_bytes(memory)} available")
+    return {"bytes": need, "seconds_per_realisation": seconds}
+
+
+# ---------------------------------------------------------------------------------------------
+# ensemble driver: worker processes
+# ---------------------------------------------------------------------------------------------
+#
+# Ctrl-C must be safe at every moment. A SIGINT that arrives while numba's threading layer runs
+# the parallel kernel (or loads / compiles it) can crash the process, and a process pool whose
+# workers share the terminal's process group receives the same SIGINT. So the tracking kernel
+# never runs in the process that owns SIGINT: every realisation is computed in a worker process
+# (also for a single worker) started in its own process group, with SIGINT ignored, and fed one
+# realisation index per line on its stdin. Only the driver sees Ctrl-C; it SIGKILLs the workers
+# (safe at any instruction), removes their temporary files and returns. Finished files are
+# complete by construction (temporary file + os.replace). A worker whose stdin closes -- the
+# driver finished or died, even by SIGKILL -- exits at once, from a watchdog thread.
+
+_WORKER_COMMAND = "from qltlib.simulate import _worker_main; _worker_main()"
+
+
+def _worker_main() -> None:
+    """Entry point of a worker process (``python -c _WORKER_COMMAND OUT_DIR``).
+
+    Reads the settings (JSON) from the first stdin line, then realisation indices, one per line;
+    writes each realisation file itself and answers one JSON line per index on stdout.
+    """
+    import queue
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C belongs to the driver
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)            # stray prints of compiled libraries go to the log, not the replies
+    out_dir = Path(sys.argv[1])
+    commands = sys.stdin.buffer
+    first = commands.readline()
+    if not first:
+        os._exit(0)
+    settings = SimulationSettings.from_dict(json.loads(first))
+    tasks = queue.Queue()
+
+    def read_tasks():
+        for line in commands:
+            tasks.put(int(line))
+        os._exit(0)          # the driver closed the pipe or is gone: stop, even inside the kernel
+
+    threading.Thread(target=read_tasks, daemon=True).start()
+    while True:
+        index = tasks.get()
+        try:
+            write_realisation(out_dir, run_realisation(settings, index))
+            replies.write(json.dumps({"index": index}) + "\n")
+        except Exception as exc:
+            replies.write(json.dumps({"index": index, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+
+
+class _WorkerProcess:
+    """Driver-side handle of one worker process."""
+
+    def __init__(self, settings: SimulationSettings, out_dir: Path, numba_threads: int | None):
+        import subprocess
+        import tempfile
+
+        env = dict(os.environ)
+        package_root = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        if numba_threads is not None:
+            env.setdefault("NUMBA_NUM_THREADS", str(numba_threads))
+        self.out_dir = out_dir
+        self.log = tempfile.TemporaryFile()
+        self.index = None
+        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND, str(out_dir)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     env=env, process_group=0)
+        self._send(json.dumps(settings.as_dict()))
+
+    def _send(self, line: str) -> None:
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def assign(self, index: int) -> None:
+        self.index = int(index)
+        self._send(str(self.index))
+
+    def failure(self) -> str:
+        """One line on why the worker stopped (for a worker that died)."""
+        code = self.proc.wait()
+        self.log.seek(0)
+        lines = self.log.read().decode(errors="replace").strip().splitlines()
+        how = f"signal {-code}" if code < 0 else f"status {code}"
+        return (f"worker process for realisation {self.index} died ({how})"
+                + (f": {lines[-1]}" if lines else ""))
+
+    def close(self, kill: bool) -> None:
+        """End the worker (SIGKILL if ``kill``, else close its stdin) and remove its temporary files."""
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.log.close()
+        for tmp in self.out_dir.glob(f".*.{self.proc.pid}.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def _run_local(settings: SimulationSettings, out_dir: Path, todo: list, workers: int, done) -> None:
+    """Compute realisations ``todo`` in ``workers`` worker processes; ``done(index)`` per file."""
+    import collections
+    import selectors
+
+    queue = collections.deque(todo)
+    # numba threads over particles in each worker; split the cores between the workers
+    threads = None if workers == 1 else max(1, usable_cores() // workers)
+    pool = []
+    selector = selectors.DefaultSelector()
+    finished = False
+    try:
+        for _ in range(min(workers, len(queue))):
+            worker = _WorkerProcess(settings, out_dir, threads)
+            pool.append(worker)
+            selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
+            worker.assign(queue.popleft())
+        busy = len(pool)
+        while busy:
+            for key, _ in selector.select(timeout=1.0):
+                worker = key.data
+                line = worker.proc.stdout.readline()
+                if not line:
+                    raise RuntimeError(worker.failure())
+                reply = json.loads(line)
+                if "error" in reply:
+                    raise RuntimeError(f"realisation {reply['index']} failed: {reply['error']}")
+                done(reply["index"])
+                if queue:
+                    worker.assign(queue.popleft())
+                else:
+                    selector.unregister(worker.proc.stdout)
+                    busy -= 1
+        finished = True
+    finally:
+        _without_sigint(lambda: [worker.close(kill=not finished) for worker in pool])
+        selector.close()
+
+
+def _without_sigint(action):
+    """Run ``action`` with Ctrl-C held back (a second Ctrl-C must not leave workers behind)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return action()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return action()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _connect_dask(address: str, timeout: float):
@@ -292,8 +672,36 @@ def _connect_dask(address: str, timeout: float):
         raise ValueError(f"cannot reach Dask scheduler at {address!r}: {reason}") from None
 
 
+def _stderr_line(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def verify_existing(out_dir, settings: SimulationSettings, n_realisations: int, report=_stderr_line):
+    """Check every realisation file below ``n_realisations``; delete and report the corrupt ones.
+
+    Returns
+    -------
+    (good, repaired) : lists of indices
+        Files that passed :func:`load_realisation`, and files that did not (removed, to be
+        recomputed).
+    """
+    good, repaired = [], []
+    for index in existing_realisations(out_dir):
+        if index >= n_realisations:
+            continue
+        try:
+            load_realisation(out_dir, index, settings)
+            good.append(index)
+        except CorruptRealisationError as exc:
+            report(f"{exc}; recomputing it")
+            realisation_path(out_dir, index).unlink()
+            repaired.append(index)
+    return good, repaired
+
+
 def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, scheduler=None,
-                 workers: int = 1, progress: bool = True, scheduler_timeout: float = 10.0) -> dict:
+                 workers: int = 1, progress: bool = True, scheduler_timeout: float = 10.0,
+                 report=_stderr_line) -> dict:
     """Run realisations ``0 .. n_realisations-1`` that are not yet in ``out_dir``.
 
     Parameters
@@ -304,9 +712,10 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     n_realisations : int
         Size of the ensemble.
     scheduler : str or None
-        ``None``: run locally. ``workers == 1`` runs in this process, the tracking kernel already
-        using every core (numba threads over particles); ``workers > 1`` uses that many local
-        processes. ``"tcp://host:port"``: submit to an existing Dask cluster
+        ``None``: run locally in ``workers`` worker processes (the tracking kernel never runs in
+        this process, so Ctrl-C is safe at any moment; see the comment above ``_worker_main``).
+        One worker uses every core (numba threads over particles); several share them.
+        ``"tcp://host:port"``: submit to an existing Dask cluster
         (:class:`dask.distributed.Client`); results are written here as they arrive.
     workers : int
         Local worker processes (ignored with a scheduler).
@@ -314,31 +723,45 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
         Show a tqdm progress bar on stderr.
     scheduler_timeout : float
         Seconds to wait for the Dask scheduler.
+    report : callable
+        Receives one line per corrupt file found (default: print it on stderr).
 
     Returns
     -------
     dict
-        ``out``, ``written`` (indices written now), ``skipped`` (already present), ``total``.
+        ``out``, ``written`` (indices written now), ``skipped`` (verified files already present),
+        ``repaired`` (corrupt files found and recomputed), ``total``.
 
     Raises
     ------
     ValueError
-        Bad settings, mismatched manifest, or an unreachable scheduler.
+        Bad settings, mismatched or corrupt manifest, a run too large for this machine, an
+        unusable output directory, or an unreachable scheduler.
+    KeyboardInterrupt
+        After the worker processes are gone and their temporary files removed.
     """
-    if int(n_realisations) != n_realisations or n_realisations < 1:
+    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
         raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
-    if int(workers) != workers or workers < 1:
+    if isinstance(workers, bool) or int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    client = _connect_dask(scheduler, scheduler_timeout) if scheduler else None
-    out_dir = prepare_output(out_dir, settings, int(n_realisations))
-    done = set(existing_realisations(out_dir))
-    todo = [i for i in range(int(n_realisations)) if i not in done]
-    skipped = sorted(done & set(range(int(n_realisations))))
+    if not (math.isfinite(scheduler_timeout) and scheduler_timeout > 0):
+        raise ValueError(f"scheduler timeout must be a positive number of seconds, got {scheduler_timeout!r}")
+    n_realisations, workers = int(n_realisations), int(workers)
+    check_simulation_size(settings, 1 if scheduler else workers)
+    out_dir = prepare_output(out_dir, settings, n_realisations)
+    skipped, repaired = verify_existing(out_dir, settings, n_realisations, report)
+    todo = [i for i in range(n_realisations) if i not in set(skipped)]
+    client = _connect_dask(scheduler, scheduler_timeout) if scheduler and todo else None
     written = []
 
     from tqdm.auto import tqdm
-    bar = tqdm(total=int(n_realisations), initial=len(skipped), disable=not progress,
+    bar = tqdm(total=n_realisations, initial=len(skipped), disable=not progress,
                desc="realisations", unit="real", file=sys.stderr)
+
+    def done(index):
+        written.append(int(index))
+        bar.update()
+
     try:
         if client is not None:
             from dask.distributed import as_completed
@@ -347,45 +770,16 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
                 for fut in as_completed(futures):
                     result = fut.result()
                     write_realisation(out_dir, result)
-                    written.append(result["index"])
-                    bar.update()
+                    done(result["index"])
             finally:
                 for fut in futures:
                     fut.cancel()
                 client.close()
-        elif workers == 1:
-            for i in todo:
-                try:
-                    result = run_realisation(settings, i)
-                except SystemError as exc:
-                    # Ctrl-C that lands in a Python callback of the numba dispatcher surfaces as
-                    # SystemError with the KeyboardInterrupt as its cause: report it as what it is
-                    if _caused_by_interrupt(exc):
-                        raise KeyboardInterrupt from None
-                    raise
-                write_realisation(out_dir, result)
-                written.append(i)
-                bar.update()
-        else:
-            import multiprocessing
-            ctx = multiprocessing.get_context("spawn")       # no fork after numba threads started
-            pool = concurrent.futures.ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx,
-                                                          initializer=_ignore_sigint)
-            try:
-                futures = {pool.submit(run_realisation, settings, i): i for i in todo}
-                for fut in concurrent.futures.as_completed(futures):
-                    write_realisation(out_dir, fut.result())
-                    written.append(futures[fut])
-                    bar.update()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                for proc in list((pool._processes or {}).values()):   # the workers we started
-                    proc.terminate()
-                raise
-            pool.shutdown()
+        elif todo:
+            _run_local(settings, out_dir, todo, workers, done)
     finally:
         bar.close()
-    return {"out": str(out_dir), "written": sorted(written), "skipped": skipped,
+    return {"out": str(out_dir), "written": sorted(written), "skipped": skipped, "repaired": repaired,
             "total": len(existing_realisations(out_dir))}
 
 
@@ -439,6 +833,33 @@ def signal_multipole_limit(nside: int) -> int:
     return 2 * int(nside)
 
 
+def check_lmax(lmax, nside: int) -> int:
+    """``lmax`` (default ``3 nside - 1``), refused outside ``1 .. 3 nside - 1``.
+
+    A map of ``12 nside^2`` pixels resolves multipoles up to about ``3 nside - 1``; above that
+    the transform only aliases pixel-scale structure (and healpy warns on stdout from
+    ``4 nside`` on), so such ``C_l`` carry no information.
+    """
+    limit = 3 * int(nside) - 1
+    if lmax is None:
+        return limit
+    if isinstance(lmax, bool) or int(lmax) != lmax or not 1 <= lmax <= limit:
+        raise ValueError(f"lmax must be an integer from 1 to 3 nside - 1 = {limit} for nside {nside} "
+                         f"(higher multipoles are not resolved by the map), got {lmax!r}")
+    return int(lmax)
+
+
+def summary_memory(nside: int, n_times: int, lmax: int) -> int:
+    """Peak bytes of the statistics of one realisation file (:func:`realisation_statistics`).
+
+    Per pixel and time: the float32 file array and its float64 copy, three intensity maps and
+    the squared displacements (~ 100 B); per map the ``a_lm`` (``(lmax+1)(lmax+2)/2`` complex).
+    """
+    n_pix = 12 * int(nside) ** 2
+    n_alm = (lmax + 1) * (lmax + 2) // 2
+    return PROCESS_BASE_BYTES + n_pix * (100 * n_times + 64) + 3 * n_times * n_alm * 16
+
+
 def realisation_statistics(delta_r, times, lmax=None) -> dict:
     """Per-realisation ``C_l``, shot noise and mean-square displacement.
 
@@ -459,7 +880,7 @@ def realisation_statistics(delta_r, times, lmax=None) -> dict:
     delta_r = np.asarray(delta_r, dtype=np.float64)
     n_times, n_pix, _ = delta_r.shape
     nside = hp.npix2nside(n_pix)
-    lmax = 3 * nside - 1 if lmax is None else int(lmax)
+    lmax = check_lmax(lmax, nside)
     # dI = Delta r . G with phi = 1, one map per (time, gradient axis)
     intensity = np.einsum("tpi,gi->tgp", delta_r, GRADIENT_AXES).reshape(-1, n_pix)
     lmax_signal = signal_multipole_limit(nside)
@@ -479,56 +900,88 @@ def _file_fingerprint(out_dir, indices) -> np.ndarray:
     return np.array([[i, realisation_path(out_dir, i).stat().st_size] for i in indices], dtype=np.int64)
 
 
+def _read_statistics_cache(cache_path: Path, lmax: int, settings: SimulationSettings) -> dict:
+    """Rows of the statistics cache keyed by ``(index, file size)``: ``(C_ell, shot_noise, msd, times)``.
+
+    Empty when the cache is absent, of another version or ``lmax``, made for other times, or
+    unreadable: a corrupt cache is simply rebuilt.
+    """
+    try:
+        with np.load(cache_path, allow_pickle=False) as old:
+            if "version" not in old.files or int(old["version"]) != STATISTICS_VERSION \
+                    or int(old["lmax"]) != lmax:
+                return {}
+            fingerprint, times = old["fingerprint"], np.asarray(old["times"], dtype=float)
+            cl, noise, msd = old["C_ell"], old["shot_noise"], old["msd"]
+    except Exception:            # absent, truncated or otherwise unreadable: recompute
+        return {}
+    n_rows, n_times = len(fingerprint), len(settings.times)
+    if times.shape != (n_times,) or np.any(np.abs(times - np.array(settings.times)) > _time_tolerance(settings)) \
+            or cl.shape != (n_rows, n_times, lmax + 1) or noise.shape != (n_rows, n_times) \
+            or msd.shape != (n_rows, n_times):
+        return {}
+    return {(int(index), int(size)): (cl[row], noise[row], msd[row], times)
+            for row, (index, size) in enumerate(fingerprint)}
+
+
 def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
     """Per-realisation statistics of every realisation file in ``out_dir``, cached.
 
     The cache ``DIR/statistics.npz`` holds, per realisation, ``C_ell`` ``(n_times, lmax+1)``,
     ``shot_noise`` and ``msd`` (a compact summary of the ensemble); rows of realisations already
-    in it (same index and file size, same ``lmax``) are reused and only new files are read.
+    in it (same index and file size, same ``lmax``) are reused and only new files are read. Each
+    file read is verified against the manifest first (:func:`load_realisation`).
 
     Returns
     -------
     dict
         ``indices``, ``times``, ``lmax``, ``C_ell`` ``(n_real, n_times, lmax+1)``,
         ``shot_noise`` and ``msd`` ``(n_real, n_times)``.
+
+    Raises
+    ------
+    ValueError
+        No realisation files, ``lmax`` out of range, too little memory, or a file that is
+        unreadable or contradicts the manifest (one line naming it).
     """
     manifest = load_manifest(out_dir)
+    settings = SimulationSettings.from_dict(manifest["settings"])
     indices = existing_realisations(out_dir)
     if not indices:
         raise ValueError(f"no realisation files in {out_dir}")
-    nside = int(manifest["settings"]["nside"])
-    lmax = 3 * nside - 1 if lmax is None else int(lmax)
-    if lmax < 1:
-        raise ValueError(f"lmax must be a positive integer, got {lmax!r}")
+    lmax = check_lmax(lmax, settings.nside)
+    need, memory = summary_memory(settings.nside, len(settings.times), lmax), available_memory()
+    if need > memory:
+        raise ValueError(f"summarising nside {settings.nside} at lmax {lmax} needs about {_format_bytes(need)} "
+                         f"of memory; this machine has {_format_bytes(memory)} available")
     fingerprint = _file_fingerprint(out_dir, indices)
     cache_path = Path(out_dir) / STATISTICS_CACHE
-    known = {}
-    if cache and cache_path.exists():
-        with np.load(cache_path) as old:
-            if int(old["lmax"]) == lmax and "version" in old.files \
-                    and int(old["version"]) == STATISTICS_VERSION:
-                for row, (index, size) in enumerate(old["fingerprint"]):
-                    known[(int(index), int(size))] = (old["C_ell"][row], old["shot_noise"][row], old["msd"][row])
-            times = old["times"]
+    known = _read_statistics_cache(cache_path, lmax, settings) if cache else {}
     rows = []
     for index, size in fingerprint:
         key = (int(index), int(size))
         if key not in known:
-            with np.load(realisation_path(out_dir, index)) as data:
-                stats = realisation_statistics(data["delta_r"], data["times"], lmax=lmax)
-                times = stats["times"]
-            known[key] = (stats["C_ell"], stats["shot_noise"], stats["msd"])
+            try:
+                data = load_realisation(out_dir, index, settings)
+            except CorruptRealisationError as exc:
+                raise CorruptRealisationError(f"{exc} (`qlt simulate` with the manifest's settings "
+                                              f"recomputes it)") from None
+            stats = realisation_statistics(data["delta_r"], data["times"], lmax=lmax)
+            known[key] = (stats["C_ell"], stats["shot_noise"], stats["msd"], stats["times"])
         rows.append(known[key])
-    result = {"indices": np.array(indices), "times": np.asarray(times, dtype=float), "lmax": lmax,
+    result = {"indices": np.array(indices), "times": np.asarray(rows[-1][3], dtype=float), "lmax": lmax,
               "C_ell": np.stack([r[0] for r in rows]), "shot_noise": np.stack([r[1] for r in rows]),
               "msd": np.stack([r[2] for r in rows])}
     if cache:
-        tmp = cache_path.with_name(f".{STATISTICS_CACHE}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, version=STATISTICS_VERSION, fingerprint=fingerprint, lmax=lmax, times=result["times"],
-                     C_ell=result["C_ell"],
-                     shot_noise=result["shot_noise"], msd=result["msd"])
-        os.replace(tmp, cache_path)
+        tmp = _temporary_path(cache_path, os.getpid())
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, version=STATISTICS_VERSION, fingerprint=fingerprint, lmax=lmax,
+                         times=result["times"], C_ell=result["C_ell"],
+                         shot_noise=result["shot_noise"], msd=result["msd"])
+            os.replace(tmp, cache_path)
+        except OSError:          # a read-only directory still gets its summary, only uncached
+            tmp.unlink(missing_ok=True)
     return result
 
 
@@ -551,7 +1004,9 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         ``C_ell_raw``; ``C_ell_err`` (standard error of the mean over realisations);
         ``shot_noise`` (per time); ``diffusion_coefficient`` ``<Delta x_i^2>/(2t)`` per time
         (units ``c r_g``) and its standard error; ``realisations``; ``settings``; and the
-        per-realisation arrays ``per_realisation`` (not JSON-serialised by the CLI).
+        per-realisation arrays ``per_realisation`` (not JSON-serialised by the CLI);
+        ``expected`` (the ensemble size of the manifest) and ``missing`` (indices below it
+        without a file): an incomplete ensemble has ``realisations < expected``.
 
     Notes
     -----
@@ -578,6 +1033,8 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         "diffusion_coefficient": diffusion.mean(axis=0).tolist(),
         "diffusion_coefficient_err": sem(diffusion).tolist(),
         "realisations": n,
+        "expected": int(manifest.get("realisations", n)),
+        "missing": sorted(set(range(int(manifest.get("realisations", n)))) - set(stats["indices"].tolist())),
         "settings": manifest["settings"],
         "per_realisation": {"indices": stats["indices"], "C_ell": cl, "shot_noise": noise, "msd": msd},
     }

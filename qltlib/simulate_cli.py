@@ -3,8 +3,9 @@
 Registered into the main ``qlt`` parser by :mod:`qltlib.cli` through :func:`register`. Each
 sub-command's ``func(args)`` prints one JSON document to stdout and returns an exit code; bad
 input raises :class:`ValueError` with a one-line message (turned into exit code 2 by the main
-CLI). Ctrl-C during ``simulate`` keeps the finished realisation files, prints one line to stderr
-and returns 130; rerunning the same command resumes.
+CLI). Ctrl-C during ``simulate`` -- at any moment: the tracking runs in worker processes that
+the command ends at once -- keeps the finished realisation files, prints one line to stderr and
+returns 130; rerunning the same command resumes, after checking every file already there.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from .spectrum import SPECTRA
 from .units import PAPER_K0, PAPER_K1
@@ -37,24 +39,35 @@ def _resync_every(args) -> int:
     return DEFAULT_RESYNC_EVERY
 
 
+def _finished_files(out) -> int:
+    # counted without importing qltlib.simulate: the interrupt may have hit that very import
+    return len(list(Path(out).glob("realisation_[0-9][0-9][0-9][0-9][0-9].npz")))
+
+
 def cmd_simulate(args) -> int:
-    """Run (or resume) an ensemble; print a JSON summary of what was done."""
+    """Run (or resume) an ensemble; print a JSON summary of what was done.
+
+    Ctrl-C at any moment, from the imports on, ends with one line on stderr and exit code 130.
+    """
+    try:
+        return _simulate(args)
+    except KeyboardInterrupt:
+        print(f"qlt simulate: interrupted; {_finished_files(args.out)} finished realisation files kept "
+              f"in {args.out} (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def _simulate(args) -> int:
     from .simulate import SimulationSettings, run_ensemble
     settings = SimulationSettings(nside=args.nside, times=parse_times(args.times), n_modes=args.modes,
                                   seed=args.seed, spectrum=args.spectrum, k0=args.k0, k1=args.k1,
                                   step_fraction=args.step_fraction, resync_every=_resync_every(args),
                                   precision=args.precision)
     start = time.perf_counter()
-    try:
-        report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
-                              workers=args.workers, progress=not args.no_progress,
-                              scheduler_timeout=args.scheduler_timeout)
-    except KeyboardInterrupt:
-        from .simulate import existing_realisations
-        n_done = len(existing_realisations(args.out))
-        print(f"qlt simulate: interrupted; {n_done} finished realisation files kept in {args.out} "
-              f"(rerun the same command to resume)", file=sys.stderr)
-        return 130
+    report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
+                          workers=args.workers, progress=not args.no_progress,
+                          scheduler_timeout=args.scheduler_timeout,
+                          report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True))
     report["written"] = len(report["written"])
     report["skipped"] = len(report["skipped"])
     report["wall_seconds"] = round(time.perf_counter() - start, 3)
@@ -68,6 +81,9 @@ def cmd_summarize(args) -> int:
     from .simulate import summarize
     summary = summarize(args.directory, lmax=args.lmax)
     summary.pop("per_realisation")
+    if summary["realisations"] < summary["expected"]:
+        print(f"qlt summarize: note: incomplete ensemble, {summary['realisations']} of "
+              f"{summary['expected']} realisations in {args.directory}", file=sys.stderr)
     print(json.dumps(summary))
     return 0
 
@@ -78,34 +94,46 @@ def register(subparsers) -> None:
         "simulate", help="back-track test particles (one per HEALPix pixel) in an ensemble of fields",
         description="Back-track one particle per HEALPix pixel through N plane-wave turbulence "
                     "realisations; one file per realisation in --out (resumable).")
-    sim.add_argument("--nside", type=int, default=16, help="HEALPix nside (power of two)")
-    sim.add_argument("--realisations", type=int, default=100, help="ensemble size")
-    sim.add_argument("--times", default="10,20,40", help="comma-separated back-tracking times Omega*t")
-    sim.add_argument("--modes", type=int, default=256, help="plane waves per realisation")
-    sim.add_argument("--seed", type=int, default=2019, help="ensemble seed")
-    sim.add_argument("--out", required=True, help="output directory")
-    sim.add_argument("--spectrum", choices=sorted(SPECTRA), default="white", help="shape of g(k)")
-    sim.add_argument("--k0", type=float, default=PAPER_K0, help="smallest wavenumber (1/r_g)")
-    sim.add_argument("--k1", type=float, default=PAPER_K1, help="largest wavenumber (1/r_g)")
+    sim.add_argument("--nside", type=int, default=16,
+                     help="HEALPix nside, a power of two; 12 nside^2 particles (default: %(default)s)")
+    sim.add_argument("--realisations", type=int, default=100,
+                     help="ensemble size, field realisations (default: %(default)s)")
+    sim.add_argument("--times", default="10,20,40",
+                     help="comma-separated back-tracking times Omega t, units 1/Omega (default: %(default)s)")
+    sim.add_argument("--modes", type=int, default=256, help="plane waves per realisation (default: %(default)s)")
+    sim.add_argument("--seed", type=int, default=2019, help="ensemble seed (default: %(default)s)")
+    sim.add_argument("--out", required=True, help="output directory (created; required)")
+    sim.add_argument("--spectrum", choices=sorted(SPECTRA), default="white",
+                     help="shape of g(k) (default: %(default)s)")
+    sim.add_argument("--k0", type=float, default=PAPER_K0,
+                     help="smallest wavenumber, units 1/r_g (default: %(default)g)")
+    sim.add_argument("--k1", type=float, default=PAPER_K1,
+                     help="largest wavenumber, units 1/r_g (default: %(default)g)")
     sim.add_argument("--step-fraction", type=float, default=0.2,
-                     help="time step as a fraction of min(1/k_max, r_g)")
-    # the default lives in qltlib.tracking (512); resolved when the command runs, so that
-    # building the parser for `qlt spectrum` does not import numba
+                     help="time step as a fraction of min(1/k_max, r_g), dimensionless (default: %(default)s)")
+    # the default lives in qltlib.tracking; resolved when the command runs, so that building the
+    # parser for `qlt spectrum` does not import numba
     sim.add_argument("--resync-every", type=int, default=None,
-                     help="steps between exact phase re-synchronisations (default: qltlib.tracking.DEFAULT_RESYNC_EVERY)")
+                     help="steps between exact phase re-synchronisations "
+                          "(default: qltlib.tracking.DEFAULT_RESYNC_EVERY, 512)")
     sim.add_argument("--precision", choices=["float64", "float32"], default="float64",
-                     help="working precision of the per-mode arithmetic in the tracking kernel")
-    sim.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:port)")
-    sim.add_argument("--scheduler-timeout", type=float, default=10.0, help="seconds to reach the scheduler")
+                     help="working precision of the per-mode arithmetic in the tracking kernel "
+                          "(default: %(default)s)")
+    sim.add_argument("--scheduler", default=None,
+                     help="Dask scheduler address tcp://host:port (default: run locally)")
+    sim.add_argument("--scheduler-timeout", type=float, default=10.0,
+                     help="seconds to wait for the scheduler (default: %(default)s)")
     sim.add_argument("--workers", type=int, default=1,
-                     help="local worker processes (1: in-process, all cores via numba threads)")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
+                     help="local worker processes; 1 uses all cores through numba threads "
+                          "(default: %(default)s)")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     sim.set_defaults(func=cmd_simulate)
 
     summ = subparsers.add_parser("summarize", help="ensemble C_l, shot noise and diffusion coefficient",
                                  description="Summarise a `qlt simulate` directory as JSON.")
     summ.add_argument("directory", help="directory written by qlt simulate")
-    summ.add_argument("--lmax", type=int, default=None, help="largest multipole (default 3*nside-1)")
+    summ.add_argument("--lmax", type=int, default=None,
+                      help="largest multipole, at most 3 nside - 1 (default: 3 nside - 1)")
     summ.set_defaults(func=cmd_summarize)
 
 

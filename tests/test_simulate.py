@@ -5,10 +5,13 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import healpy as hp
@@ -16,9 +19,11 @@ import numpy as np
 import pytest
 
 from qltlib import simulate_cli
-from qltlib.simulate import (SettingsMismatchError, SimulationSettings, existing_realisations,
-                             pixel_directions, realisation_seed, realisation_statistics,
-                             run_ensemble, run_realisation, summarize, white_noise_level)
+from qltlib.simulate import (CorruptRealisationError, SettingsMismatchError, SimulationSettings,
+                             check_simulation_size, existing_realisations, load_realisation,
+                             pixel_directions, realisation_memory, realisation_seconds, realisation_seed,
+                             realisation_statistics, run_ensemble, run_realisation, settings_conflicts,
+                             summarize, white_noise_level)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(nside=2, times=(1.0, 2.0), n_modes=24, seed=7, spectrum="white", k0=1e-2, k1=1e1)
@@ -267,3 +272,239 @@ def test_cli_killed_and_restarted_matches_uninterrupted_run(tmp_path, sig):
         with np.load(tmp_path / "killed" / f"realisation_{i:05d}.npz") as a, \
                 np.load(tmp_path / "clean" / f"realisation_{i:05d}.npz") as b:
             np.testing.assert_array_equal(a["delta_r"], b["delta_r"])
+
+
+# --- issue 11: verified files, one-line errors, sizes, help -------------------------------------
+
+def _qlt(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "qltlib.cli", *map(str, args)], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(done, *fragments):
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+TINY_ARGS = ["--nside", "2", "--times", "1,2", "--modes", "24", "--seed", "7", "--k0", "1e-2",
+             "--k1", "1e1", "--no-progress"]
+
+
+def _truncate(path, keep=3000):
+    data = path.read_bytes()
+    path.write_bytes(data[:min(keep, len(data) // 2)])
+
+
+def test_resume_recomputes_a_truncated_file_and_reports_it(tmp_path):
+    """Defect 3: a truncated file counted as finished (written 0, skipped 3)."""
+    settings = SimulationSettings(**TINY)
+    out = tmp_path / "run"
+    run_ensemble(settings, out, 3, progress=False)
+    good = (out / "realisation_00001.npz").read_bytes()
+    _truncate(out / "realisation_00001.npz")
+    lines = []
+    report = run_ensemble(settings, out, 3, progress=False, report=lines.append)
+    assert report["repaired"] == [1] and report["written"] == [1] and report["skipped"] == [0, 2]
+    assert len(lines) == 1 and "realisation_00001.npz" in lines[0] and "recomputing" in lines[0]
+    assert (out / "realisation_00001.npz").read_bytes() == good
+
+
+def test_flipped_bit_in_a_file_is_detected(tmp_path):
+    """The zip container's CRC-32 of every array catches a flipped bit that keeps the size."""
+    settings = SimulationSettings(**TINY)
+    out = tmp_path / "run"
+    run_ensemble(settings, out, 1, progress=False)
+    path = out / "realisation_00000.npz"
+    load_realisation(out, 0, settings)
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo("delta_r.npy")
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[member.header_offset + 26:member.header_offset + 30])
+    start = member.header_offset + 30 + name_length + extra_length
+    data[start + member.compress_size - 100] ^= 0x04          # inside the float32 payload
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptRealisationError, match="realisation_00000.npz is unreadable"):
+        load_realisation(out, 0, settings)
+
+
+def test_qlt_summarize_on_a_truncated_file_is_one_line(tmp_path):
+    out = tmp_path / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+    _truncate(out / "realisation_00001.npz")
+    _one_line_error(_qlt("summarize", out), "realisation_00001.npz", "unreadable")
+
+
+def test_corrupt_statistics_cache_is_rebuilt(tmp_path):
+    out = tmp_path / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+    fresh = summarize(out)
+    _truncate(out / "statistics.npz", keep=200)
+    again = summarize(out)
+    np.testing.assert_array_equal(again["C_ell"], fresh["C_ell"])
+    with np.load(out / "statistics.npz") as cache:
+        assert cache["C_ell"].shape == (2, 2, 6)
+
+
+def _mixed_run(tmp_path):
+    """The issue's case: a manifest for nside 2, times 1, 2 holding files made at nside 4, times 20, 40."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    run_ensemble(SimulationSettings(**TINY), small, 3, progress=False)
+    run_ensemble(SimulationSettings(**{**TINY, "nside": 4, "times": (20.0, 40.0)}), large, 3, progress=False)
+    for i in range(3):
+        shutil.copy(large / f"realisation_{i:05d}.npz", small / f"realisation_{i:05d}.npz")
+    return small
+
+
+def test_summarize_refuses_files_that_contradict_the_manifest(tmp_path):
+    """Defect 4: such a run printed "times": [20.000000000000004, 40.00000000000001]."""
+    out = _mixed_run(tmp_path)
+    with pytest.raises(ValueError, match="realisation_00000.npz contradicts the manifest.*nside"):
+        summarize(out)
+    _one_line_error(_qlt("summarize", out), "realisation_00000.npz", "contradicts the manifest")
+    # files of the older format (no stored settings) are checked by shape and times
+    for i in range(3):
+        with np.load(out / f"realisation_{i:05d}.npz") as data:
+            arrays = {k: data[k] for k in data.files if k != "settings"}
+        np.savez(out / f"realisation_{i:05d}.npz", **arrays)
+    with pytest.raises(ValueError, match="delta_r has shape"):
+        summarize(out)
+
+
+def test_resume_recomputes_files_that_contradict_the_manifest(tmp_path):
+    out = _mixed_run(tmp_path)
+    lines = []
+    report = run_ensemble(SimulationSettings(**TINY), out, 3, progress=False, report=lines.append)
+    assert report["repaired"] == [0, 1, 2] and len(lines) == 3
+    assert summarize(out)["times"] == [1.0, 2.0]
+
+
+def test_summarize_reports_an_incomplete_ensemble(tmp_path):
+    out = tmp_path / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 3, progress=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["realisations"] = 5
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    summary = summarize(out)
+    assert summary["realisations"] == 3 and summary["expected"] == 5 and summary["missing"] == [3, 4]
+    done = _qlt("summarize", out)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["expected"] == 5
+    assert done.stderr.strip().splitlines() == [f"qlt summarize: note: incomplete ensemble, 3 of 5 "
+                                                f"realisations in {out}"]
+
+
+def test_committed_ensemble_passes_verification():
+    """The production files predate stored settings; they must still verify and summarise."""
+    data = REPO / "data" / "simulation" / "white_k0-1e-3_k1-1e2"
+    settings = SimulationSettings.from_dict(json.loads((data / "manifest.json").read_text())["settings"])
+    for index in (0, 99):
+        arrays = load_realisation(data, index, settings)
+        assert "settings" not in arrays and arrays["delta_r"].shape == (3, 3072, 3)
+
+
+def test_settings_added_later_are_compared_generically():
+    old = SimulationSettings(**TINY).as_dict()
+    new = {**old, "a_setting_added_later": 1}
+    assert settings_conflicts(old, new) == ["a_setting_added_later"]
+    without_precision = {k: v for k, v in old.items() if k != "precision"}
+    # a key missing on one side takes the field's default
+    assert settings_conflicts(without_precision, old) == []
+    assert settings_conflicts(without_precision, {**old, "precision": "float32"}) == ["precision"]
+    assert settings_conflicts(old, {**old, "times": [1.0, 2.0]}) == []
+
+
+def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path):
+    """Defect 6: --lmax 20 at nside 2 printed 120 lines of healpy warnings on stdout."""
+    out = tmp_path / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+    _one_line_error(_qlt("summarize", out, "--lmax", "20"), "3 nside - 1 = 5")
+    done = _qlt("summarize", out, "--lmax", "5")
+    assert done.returncode == 0 and done.stderr == ""
+    assert len(json.loads(done.stdout)["ell"]) == 6
+    with pytest.raises(ValueError, match="lmax"):
+        realisation_statistics(np.zeros((1, 48, 3)), [1.0], lmax=6)
+
+
+def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkeypatch):
+    """Defect 7: `simulate --nside 4096` passed 4 GB before failing."""
+    start = time.monotonic()
+    line = _one_line_error(_qlt("simulate", "--nside", 2 ** 16, "--out", tmp_path / "huge"), "needs about",
+                           "of memory", "available")
+    assert time.monotonic() - start < 30 and not (tmp_path / "huge").exists()
+    assert "per realisation" in line
+    settings = SimulationSettings(**{**TINY, "nside": 4096})
+    assert realisation_memory(settings) > 12 * 4096 ** 2 * 200
+    with pytest.raises(ValueError, match="2 worker"):
+        check_simulation_size(SimulationSettings(**TINY), workers=2, memory=2 ** 20)
+    assert check_simulation_size(SimulationSettings(**TINY), memory=2 ** 40)["bytes"] < 2 ** 30
+    out = tmp_path / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 1, progress=False)
+    monkeypatch.setattr("qltlib.simulate.available_memory", lambda: 2 ** 20)
+    with pytest.raises(ValueError, match="summarising nside 2 at lmax 5 needs about"):
+        summarize(out)
+
+
+def test_time_estimate_scales_with_particle_steps_modes():
+    base = SimulationSettings(**TINY)
+    assert math.isclose(realisation_seconds(SimulationSettings(**{**TINY, "nside": 4}), 2),
+                        4 * realisation_seconds(base, 2))
+    assert math.isclose(realisation_seconds(base, 1), 2 * realisation_seconds(base, 2))
+
+
+def _unwritable(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if not os.access(locked, os.W_OK):
+        return locked / "out"
+    try:                                    # running as root: permissions do not stop us
+        Path("/sys/qlt-unwritable").mkdir()
+    except PermissionError:
+        return Path("/sys/qlt-unwritable")
+    pytest.skip("no unwritable location on this machine")
+
+
+@pytest.mark.parametrize("case", ["out is a file", "out unwritable", "negative scheduler timeout",
+                                  "corrupt manifest"])
+def test_simulate_errors_are_one_line_exit_2(tmp_path, case):
+    """Defect 8: these gave FileExistsError / PermissionError tracebacks or misleading messages."""
+    out = tmp_path / "out"
+    if case == "out is a file":
+        out.write_text("not a directory")
+        expected = [str(out), "not a directory"]
+    elif case == "out unwritable":
+        out = _unwritable(tmp_path)
+        expected = ["cannot create output directory", str(out)]
+    elif case == "negative scheduler timeout":
+        done = _qlt("simulate", *TINY_ARGS, "--out", out, "--scheduler", "tcp://127.0.0.1:9",
+                    "--scheduler-timeout", "-1")
+        _one_line_error(done, "scheduler timeout must be a positive number of seconds, got -1.0")
+        return
+    else:
+        out.mkdir()
+        (out / "manifest.json").write_text("{ truncated")
+        expected = [str(out / "manifest.json"), "manifest is corrupt"]
+        _one_line_error(_qlt("summarize", out), *expected)
+    _one_line_error(_qlt("simulate", *TINY_ARGS, "--out", out), *expected)
+
+
+@pytest.mark.parametrize("command", ["simulate", "summarize"])
+def test_help_shows_defaults_and_units(command):
+    parser = argparse.ArgumentParser()
+    simulate_cli.register(parser.add_subparsers(dest="command"))
+    sub = parser._subparsers._group_actions[0].choices[command]
+    for action in sub._actions:
+        if action.option_strings and action.help != argparse.SUPPRESS and action.dest != "help" \
+                and not isinstance(action, argparse._StoreTrueAction):
+            assert "default" in action.help or "required" in action.help, action.option_strings
+    text = sub.format_help()
+    if command == "simulate":
+        from qltlib.tracking import DEFAULT_RESYNC_EVERY
+        assert f"DEFAULT_RESYNC_EVERY, {DEFAULT_RESYNC_EVERY})" in " ".join(text.split())
+        for unit in ("1/Omega", "1/r_g", "seconds"):
+            assert unit in text
