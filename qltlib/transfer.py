@@ -134,14 +134,15 @@ def real_harmonics(directions, lmax: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _weighted_ring_legendre(n_theta: int, lmax: int) -> np.ndarray:
-    """``w_j lambda_{lm}(theta_j)`` on the rings of ``gauss_legendre_grid(n_theta)``, cached.
+    """``w_j lambda_{lm}(theta_j)`` (indexed ``[m, l, j]``) on the rings of ``gauss_legendre_grid(n_theta)``, cached.
 
     scipy builds the table in seconds for ``lmax ~ 100``; every realisation reuses it.
     """
     from scipy.special import sph_legendre_p_all
 
     grid = gauss_legendre_grid(n_theta)
-    table = sph_legendre_p_all(lmax, lmax, grid.theta)[0][:, :lmax + 1] * grid.ring_weights
+    table = np.ascontiguousarray((sph_legendre_p_all(lmax, lmax, grid.theta)[0][:, :lmax + 1]
+                                  * grid.ring_weights).transpose(1, 0, 2))   # (m, l, j)
     table.setflags(write=False)
     return table
 
@@ -169,12 +170,13 @@ def harmonic_power(grid: SphereGrid, values, lmax: int) -> np.ndarray:
     # azimuthal Fourier coefficients per ring: G_m(theta_j) = (2 pi / n_phi) sum_k f e^{-i m phi_k}
     g = np.fft.rfft(values.reshape(n_f, grid.n_theta, grid.n_phi), axis=2)[:, :, :lmax + 1]
     g *= 2 * math.pi / grid.n_phi
-    lam = _weighted_ring_legendre(grid.n_theta, lmax)                          # (l, m, j)
-    power = np.zeros((n_f, lmax + 1))
-    for m in range(lmax + 1):
-        a = lam[:, m, :] @ g[:, :, m].T                           # (l, F): a_{lm} of every function
-        power += (1.0 if m == 0 else 2.0) * (np.abs(a) ** 2).T     # a_{l,-m} = (-1)^m conj(a_{lm})
-    return power
+    lam = _weighted_ring_legendre(grid.n_theta, lmax)                          # (m, l, j)
+    # one batched real product over m: real and imaginary parts side by side, (m, j, 2F)
+    g = g.transpose(2, 1, 0)
+    a = np.matmul(lam, np.concatenate([g.real, g.imag], axis=2))              # (m, l, 2F)
+    power_m = a[..., :n_f] ** 2 + a[..., n_f:] ** 2                           # |a_{lm}|^2
+    power_m[1:] *= 2.0                                                        # a_{l,-m} = (-1)^m conj(a_{lm})
+    return power_m.sum(axis=0).T
 
 
 def transfer_matrix_from_directions(grid: SphereGrid, final_directions, lmax: int,
