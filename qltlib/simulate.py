@@ -553,7 +553,15 @@ def _worker_main() -> None:
             write_realisation(out_dir, run_realisation(settings, index))
             replies.write(json.dumps({"index": index}) + "\n")
         except Exception as exc:
-            replies.write(json.dumps({"index": index, "error": f"{type(exc).__name__}: {exc}"}) + "\n")
+            # a ValueError is bad input (e.g. output times closer than one step): the driver
+            # raises it again as such; anything else is a failure of the worker
+            replies.write(json.dumps({"index": index, "bad_input": isinstance(exc, ValueError),
+                                      "error": str(exc) if isinstance(exc, ValueError)
+                                      else f"{type(exc).__name__}: {exc}"}) + "\n")
+
+
+class WorkerError(RuntimeError):
+    """A worker process died or failed on a realisation (not caused by the input)."""
 
 
 class _WorkerProcess:
@@ -594,7 +602,10 @@ class _WorkerProcess:
                 + (f": {lines[-1]}" if lines else ""))
 
     def close(self, kill: bool) -> None:
-        """End the worker (SIGKILL if ``kill``, else close its stdin) and remove its temporary files."""
+        """End the worker (SIGKILL if ``kill``, else close its stdin) and remove its temporary files.
+
+        After a normal end the worker's own stderr (warnings of the libraries) is passed on.
+        """
         if kill and self.proc.poll() is None:
             self.proc.kill()
         try:
@@ -603,6 +614,9 @@ class _WorkerProcess:
             pass
         self.proc.wait()
         self.proc.stdout.close()
+        if not kill:
+            self.log.seek(0)
+            sys.stderr.write(self.log.read().decode(errors="replace"))
         self.log.close()
         for tmp in self.out_dir.glob(f".*.{self.proc.pid}.tmp"):
             tmp.unlink(missing_ok=True)
@@ -631,10 +645,12 @@ def _run_local(settings: SimulationSettings, out_dir: Path, todo: list, workers:
                 worker = key.data
                 line = worker.proc.stdout.readline()
                 if not line:
-                    raise RuntimeError(worker.failure())
+                    raise WorkerError(worker.failure())
                 reply = json.loads(line)
+                if reply.get("bad_input"):
+                    raise ValueError(reply["error"])
                 if "error" in reply:
-                    raise RuntimeError(f"realisation {reply['index']} failed: {reply['error']}")
+                    raise WorkerError(f"realisation {reply['index']} failed: {reply['error']}")
                 done(reply["index"])
                 if queue:
                     worker.assign(queue.popleft())
@@ -737,6 +753,8 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     ValueError
         Bad settings, mismatched or corrupt manifest, a run too large for this machine, an
         unusable output directory, or an unreachable scheduler.
+    WorkerError
+        A worker process died (e.g. killed for memory) or failed on a realisation.
     KeyboardInterrupt
         After the worker processes are gone and their temporary files removed.
     """

@@ -58,16 +58,21 @@ def cmd_simulate(args) -> int:
 
 
 def _simulate(args) -> int:
-    from .simulate import SimulationSettings, run_ensemble
+    from .simulate import SimulationSettings, WorkerError, run_ensemble
     settings = SimulationSettings(nside=args.nside, times=parse_times(args.times), n_modes=args.modes,
                                   seed=args.seed, spectrum=args.spectrum, k0=args.k0, k1=args.k1,
                                   step_fraction=args.step_fraction, resync_every=_resync_every(args),
                                   precision=args.precision)
     start = time.perf_counter()
-    report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
-                          workers=args.workers, progress=not args.no_progress,
-                          scheduler_timeout=args.scheduler_timeout,
-                          report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True))
+    try:
+        report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
+                              workers=args.workers, progress=not args.no_progress,
+                              scheduler_timeout=args.scheduler_timeout,
+                              report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True))
+    except WorkerError as exc:           # not the input's fault: exit 1, still one line
+        print(f"qlt simulate: error: {exc} ({_finished_files(args.out)} finished realisation files kept "
+              f"in {args.out})", file=sys.stderr)
+        return 1
     report["written"] = len(report["written"])
     report["skipped"] = len(report["skipped"])
     report["wall_seconds"] = round(time.perf_counter() - start, 3)

@@ -196,3 +196,16 @@ def test_killed_driver_leaves_no_worker(tmp_path):
     while any(_alive(pid) for pid in run.workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert run.workers and not [pid for pid in run.workers if _alive(pid)]
+
+
+def test_a_worker_killed_from_outside_is_one_line_exit_1(tmp_path):
+    """A worker that dies (e.g. killed for memory) ends the run with one line, not a traceback."""
+    run = Run(tmp_path / "run", LONG, workers=1, n=2)
+    run.wait_for(lambda r: any(base is not None for base in r.workers.values()))
+    worker = next(pid for pid, base in run.workers.items() if base is not None)
+    os.kill(worker, signal.SIGKILL)
+    stdout, stderr = run.proc.communicate(timeout=30)
+    assert run.proc.returncode == 1 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "worker process for realisation 0 died (signal 9)" in lines[0], stderr
+    assert not list(run.out.glob(".*.tmp"))

@@ -214,6 +214,9 @@ def test_register_adds_simulate_and_summarize(tmp_path):
     (["--times", "10,-5"], "--times must be positive"),
     (["--k0", "10", "--k1", "1"], "k1 must be larger than k0"),
     (["--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", "1"], "cannot reach Dask scheduler"),
+    # found by the worker process, still reported as bad input
+    (["--nside", "2", "--modes", "8", "--times", "1,1.0001", "--realisations", "1", "--no-progress"],
+     "closer than one step"),
 ])
 def test_qlt_simulate_bad_input_is_one_line_exit_2(tmp_path, args, message):
     done = subprocess.run([sys.executable, "-m", "qltlib.cli", "simulate", "--out", str(tmp_path / "x"), *args],
@@ -295,16 +298,34 @@ TINY_ARGS = ["--nside", "2", "--times", "1,2", "--modes", "24", "--seed", "7", "
              "--k1", "1e1", "--no-progress"]
 
 
+@pytest.fixture(scope="module")
+def tiny_ensemble(tmp_path_factory):
+    """Three realisations at TINY settings (made once; tests work on copies, see `_copy`)."""
+    out = tmp_path_factory.mktemp("tiny") / "run"
+    run_ensemble(SimulationSettings(**TINY), out, 3, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def nside4_ensemble(tmp_path_factory):
+    out = tmp_path_factory.mktemp("nside4") / "run"
+    run_ensemble(SimulationSettings(**{**TINY, "nside": 4, "times": (20.0, 40.0)}), out, 3, progress=False)
+    return out
+
+
+def _copy(ensemble, tmp_path):
+    return Path(shutil.copytree(ensemble, tmp_path / "run"))
+
+
 def _truncate(path, keep=3000):
     data = path.read_bytes()
     path.write_bytes(data[:min(keep, len(data) // 2)])
 
 
-def test_resume_recomputes_a_truncated_file_and_reports_it(tmp_path):
+def test_resume_recomputes_a_truncated_file_and_reports_it(tmp_path, tiny_ensemble):
     """Defect 3: a truncated file counted as finished (written 0, skipped 3)."""
     settings = SimulationSettings(**TINY)
-    out = tmp_path / "run"
-    run_ensemble(settings, out, 3, progress=False)
+    out = _copy(tiny_ensemble, tmp_path)
     good = (out / "realisation_00001.npz").read_bytes()
     _truncate(out / "realisation_00001.npz")
     lines = []
@@ -314,11 +335,10 @@ def test_resume_recomputes_a_truncated_file_and_reports_it(tmp_path):
     assert (out / "realisation_00001.npz").read_bytes() == good
 
 
-def test_flipped_bit_in_a_file_is_detected(tmp_path):
+def test_flipped_bit_in_a_file_is_detected(tmp_path, tiny_ensemble):
     """The zip container's CRC-32 of every array catches a flipped bit that keeps the size."""
     settings = SimulationSettings(**TINY)
-    out = tmp_path / "run"
-    run_ensemble(settings, out, 1, progress=False)
+    out = _copy(tiny_ensemble, tmp_path)
     path = out / "realisation_00000.npz"
     load_realisation(out, 0, settings)
     with zipfile.ZipFile(path) as archive:
@@ -332,37 +352,33 @@ def test_flipped_bit_in_a_file_is_detected(tmp_path):
         load_realisation(out, 0, settings)
 
 
-def test_qlt_summarize_on_a_truncated_file_is_one_line(tmp_path):
-    out = tmp_path / "run"
-    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+def test_qlt_summarize_on_a_truncated_file_is_one_line(tmp_path, tiny_ensemble):
+    out = _copy(tiny_ensemble, tmp_path)
     _truncate(out / "realisation_00001.npz")
     _one_line_error(_qlt("summarize", out), "realisation_00001.npz", "unreadable")
 
 
-def test_corrupt_statistics_cache_is_rebuilt(tmp_path):
-    out = tmp_path / "run"
-    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+def test_corrupt_statistics_cache_is_rebuilt(tmp_path, tiny_ensemble):
+    out = _copy(tiny_ensemble, tmp_path)
     fresh = summarize(out)
     _truncate(out / "statistics.npz", keep=200)
     again = summarize(out)
     np.testing.assert_array_equal(again["C_ell"], fresh["C_ell"])
     with np.load(out / "statistics.npz") as cache:
-        assert cache["C_ell"].shape == (2, 2, 6)
+        assert cache["C_ell"].shape == (3, 2, 6)
 
 
-def _mixed_run(tmp_path):
+def _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble):
     """The issue's case: a manifest for nside 2, times 1, 2 holding files made at nside 4, times 20, 40."""
-    small, large = tmp_path / "small", tmp_path / "large"
-    run_ensemble(SimulationSettings(**TINY), small, 3, progress=False)
-    run_ensemble(SimulationSettings(**{**TINY, "nside": 4, "times": (20.0, 40.0)}), large, 3, progress=False)
+    small = _copy(tiny_ensemble, tmp_path)
     for i in range(3):
-        shutil.copy(large / f"realisation_{i:05d}.npz", small / f"realisation_{i:05d}.npz")
+        shutil.copy(nside4_ensemble / f"realisation_{i:05d}.npz", small / f"realisation_{i:05d}.npz")
     return small
 
 
-def test_summarize_refuses_files_that_contradict_the_manifest(tmp_path):
+def test_summarize_refuses_files_that_contradict_the_manifest(tmp_path, tiny_ensemble, nside4_ensemble):
     """Defect 4: such a run printed "times": [20.000000000000004, 40.00000000000001]."""
-    out = _mixed_run(tmp_path)
+    out = _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble)
     with pytest.raises(ValueError, match="realisation_00000.npz contradicts the manifest.*nside"):
         summarize(out)
     _one_line_error(_qlt("summarize", out), "realisation_00000.npz", "contradicts the manifest")
@@ -375,17 +391,16 @@ def test_summarize_refuses_files_that_contradict_the_manifest(tmp_path):
         summarize(out)
 
 
-def test_resume_recomputes_files_that_contradict_the_manifest(tmp_path):
-    out = _mixed_run(tmp_path)
+def test_resume_recomputes_files_that_contradict_the_manifest(tmp_path, tiny_ensemble, nside4_ensemble):
+    out = _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble)
     lines = []
     report = run_ensemble(SimulationSettings(**TINY), out, 3, progress=False, report=lines.append)
     assert report["repaired"] == [0, 1, 2] and len(lines) == 3
     assert summarize(out)["times"] == [1.0, 2.0]
 
 
-def test_summarize_reports_an_incomplete_ensemble(tmp_path):
-    out = tmp_path / "run"
-    run_ensemble(SimulationSettings(**TINY), out, 3, progress=False)
+def test_summarize_reports_an_incomplete_ensemble(tmp_path, tiny_ensemble):
+    out = _copy(tiny_ensemble, tmp_path)
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["realisations"] = 5
     (out / "manifest.json").write_text(json.dumps(manifest))
@@ -418,10 +433,9 @@ def test_settings_added_later_are_compared_generically():
     assert settings_conflicts(old, {**old, "times": [1.0, 2.0]}) == []
 
 
-def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path):
+def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path, tiny_ensemble):
     """Defect 6: --lmax 20 at nside 2 printed 120 lines of healpy warnings on stdout."""
-    out = tmp_path / "run"
-    run_ensemble(SimulationSettings(**TINY), out, 2, progress=False)
+    out = _copy(tiny_ensemble, tmp_path)
     _one_line_error(_qlt("summarize", out, "--lmax", "20"), "3 nside - 1 = 5")
     done = _qlt("summarize", out, "--lmax", "5")
     assert done.returncode == 0 and done.stderr == ""
@@ -430,7 +444,7 @@ def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path)
         realisation_statistics(np.zeros((1, 48, 3)), [1.0], lmax=6)
 
 
-def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkeypatch):
+def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkeypatch, tiny_ensemble):
     """Defect 7: `simulate --nside 4096` passed 4 GB before failing."""
     start = time.monotonic()
     line = _one_line_error(_qlt("simulate", "--nside", 2 ** 16, "--out", tmp_path / "huge"), "needs about",
@@ -442,8 +456,7 @@ def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkey
     with pytest.raises(ValueError, match="2 worker"):
         check_simulation_size(SimulationSettings(**TINY), workers=2, memory=2 ** 20)
     assert check_simulation_size(SimulationSettings(**TINY), memory=2 ** 40)["bytes"] < 2 ** 30
-    out = tmp_path / "run"
-    run_ensemble(SimulationSettings(**TINY), out, 1, progress=False)
+    out = _copy(tiny_ensemble, tmp_path)
     monkeypatch.setattr("qltlib.simulate.available_memory", lambda: 2 ** 20)
     with pytest.raises(ValueError, match="summarising nside 2 at lmax 5 needs about"):
         summarize(out)
