@@ -71,12 +71,14 @@ def _alive(pid):
 class Run:
     """`qlt simulate` in a subprocess, watched through /proc."""
 
-    def __init__(self, out, args, workers, n):
+    def __init__(self, out, args, workers, n, own_group=False):
         self.out = out
         cmd = [sys.executable, "-m", "qltlib.cli", "simulate", *args, "--realisations", str(n),
                "--workers", str(workers), "--seed", "5", "--no-progress", "--out", str(out)]
+        # own_group: the command leads its own process group, as a shell job in a terminal does
+        self.own_group = own_group
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, start_new_session=own_group)
         self.workers = {}       # pid -> thread count when the worker had just mapped llvmlite
 
     def watch(self):
@@ -101,10 +103,14 @@ class Run:
             time.sleep(0.01)
 
     def interrupt(self):
-        """SIGINT to the driver; returns (exit code, stdout, stderr, seconds to exit)."""
+        """SIGINT to the driver (to its whole process group, as Ctrl-C in a terminal sends it, when
+        it leads one); returns (exit code, stdout, stderr, seconds to exit)."""
         self.watch()
         self.files_at_signal = existing_realisations(self.out)
-        self.proc.send_signal(signal.SIGINT)
+        if self.own_group:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        else:
+            self.proc.send_signal(signal.SIGINT)
         sent = time.monotonic()
         try:
             stdout, stderr = self.proc.communicate(timeout=60)
@@ -175,6 +181,16 @@ def test_interrupt_two_workers_in_their_first_realisations(tmp_path):
     time.sleep(0.5)
     assert existing_realisations(run.out) == []
     assert len(run.workers) == 2
+    assert _check_clean_interrupt(run) == []
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_driver_only(tmp_path):
+    """A terminal sends SIGINT to the whole foreground process group; the workers, in groups of
+    their own, must not see it (in a shared group they died with tracebacks or ran on)."""
+    run = Run(tmp_path / "run", LONG, workers=2, n=4, own_group=True)
+    run.wait_for(lambda r: len(r.kernels_running()) == 2 or
+                 len([b for b in r.workers.values() if b is not None]) == 2)
+    time.sleep(0.3)
     assert _check_clean_interrupt(run) == []
 
 

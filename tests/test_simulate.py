@@ -208,6 +208,21 @@ def test_register_adds_simulate_and_summarize(tmp_path):
         _cli(["simulate", "--times", "1,-2", "--out", out])
 
 
+def _qlt(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "qltlib.cli", *map(str, args)], cwd=REPO, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(done, *fragments):
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
 # ~50 ms per realisation: the run is still busy when the first file appears
 @pytest.mark.parametrize("args, message", [
     (["--nside", "12"], "nside must be a power of two"),
@@ -219,12 +234,7 @@ def test_register_adds_simulate_and_summarize(tmp_path):
      "closer than one step"),
 ])
 def test_qlt_simulate_bad_input_is_one_line_exit_2(tmp_path, args, message):
-    done = subprocess.run([sys.executable, "-m", "qltlib.cli", "simulate", "--out", str(tmp_path / "x"), *args],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0]
+    _one_line_error(_qlt("simulate", "--out", tmp_path / "x", *args), message)
 
 
 CLI_ARGS = ["--nside", "4", "--times", "5,10", "--modes", "512", "--seed", "11", "--k0", "1e-2",
@@ -278,21 +288,6 @@ def test_cli_killed_and_restarted_matches_uninterrupted_run(tmp_path, sig):
 
 
 # --- issue 11: verified files, one-line errors, sizes, help -------------------------------------
-
-def _qlt(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "qltlib.cli", *map(str, args)], cwd=REPO, env=_env(),
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def _one_line_error(done, *fragments):
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
 
 TINY_ARGS = ["--nside", "2", "--times", "1,2", "--modes", "24", "--seed", "7", "--k0", "1e-2",
              "--k1", "1e1", "--no-progress"]
