@@ -20,6 +20,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebook_references import REFERENCE_DIR, chapters, read_chapter, reference_for  # noqa: E402
 
 
+def merge_streams(nb) -> None:
+    """Join consecutive stdout (or stderr) outputs of a cell into one block.
+
+    A kernel flushes stdout while a cell runs, so prints separated by a long computation end up
+    in separate outputs; the book shows one block per cell (``nb_merge_streams`` in
+    ``_config.yml``) and nbval compares the joined text, so the reference stores it joined too.
+    """
+    for cell in nb.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            previous = merged[-1] if merged else None
+            if (output.output_type == "stream" and previous is not None
+                    and previous.output_type == "stream" and previous.name == output.name):
+                previous.text += output.text
+            else:
+                merged.append(output)
+        if "outputs" in cell:
+            cell.outputs = merged
+
+
 def bless(chapter: Path, timeout: int = 900) -> float:
     nb = read_chapter(chapter)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -28,6 +48,7 @@ def bless(chapter: Path, timeout: int = 900) -> float:
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(REFERENCE_DIR)}}).execute()
     elapsed = time.perf_counter() - start
+    merge_streams(nb)
     REFERENCE_DIR.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, reference_for(chapter))
     return elapsed

@@ -10,9 +10,18 @@ Re-bless after an intended change (executes the chapters, a few minutes)::
 
     python tests/bless_notebooks.py                 # every chapter
     python tests/bless_notebooks.py chapters/05_kernels.md
+
+Chapters that track test particles (their code imports, directly or not, the compiled kernel of
+``qltlib.tracking``) are also re-executed under ``NUMBA_CPU_NAME=generic`` by ``.ci/run``: their
+float32 round-off depends on the CPU's code path, so their stored outputs must not. List them
+with ``python tests/notebook_references.py --tracking``.
 """
 from __future__ import annotations
 
+import argparse
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -22,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_DIR = ROOT / "chapters"
 REFERENCE_DIR = ROOT / "tests" / "notebooks"
 BLESS_COMMAND = "python tests/bless_notebooks.py"
+#: the module whose compiled particle kernel makes a chapter's digits CPU dependent
+TRACKING_MODULE = "qltlib.tracking"
+_QLTLIB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(qltlib(?:\.\w+)*)", re.M)
 
 
 def chapters() -> list[Path]:
@@ -43,3 +55,44 @@ def read_chapter(chapter: Path):
 
 def read_reference(path: Path):
     return nbformat.read(path, as_version=4)
+
+
+def imported_qltlib_modules(chapter: Path) -> list[str]:
+    """The ``qltlib`` modules named in ``import`` statements of a chapter's code cells."""
+    code = "\n".join(c.source for c in read_chapter(chapter).cells if c.cell_type == "code")
+    return sorted(set(_QLTLIB_IMPORT.findall(code)))
+
+
+def tracks_particles(chapter: Path) -> bool:
+    """Whether importing the chapter's ``qltlib`` modules loads :data:`TRACKING_MODULE`.
+
+    Imports run in a fresh interpreter, so modules loaded by other chapters do not count.
+    """
+    modules = imported_qltlib_modules(chapter)
+    if not modules:
+        return False
+    probe = "import importlib, sys\n" + "".join(
+        f"importlib.import_module({m!r})\n" for m in modules
+    ) + f"print({TRACKING_MODULE!r} in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    return result.stdout.strip() == "True"
+
+
+def particle_tracking_references() -> list[Path]:
+    """Reference notebooks of the chapters that track particles (see :func:`tracks_particles`)."""
+    return [reference_for(c) for c in chapters() if tracks_particles(c)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="List reference notebooks.")
+    parser.add_argument("--tracking", action="store_true",
+                        help="only those of chapters that track particles (qltlib.tracking)")
+    args = parser.parse_args(argv)
+    paths = particle_tracking_references() if args.tracking else [reference_for(c) for c in chapters()]
+    print("\n".join(str(p.relative_to(ROOT)) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

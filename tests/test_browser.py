@@ -12,8 +12,11 @@ What this module does (marker ``browser``; CI runs it with the rest of the tests
    reach 127.0.0.1 only, so everything a page needs, MathJax included, must be served by the book;
 3. checks on every page: the maths was typeset by MathJax (no raw TeX left, no MathJax errors,
    no undefined macros), every figure has a caption and its image loads, every link into the book
-   resolves (the file exists and so does the anchor), no request failed, and no Sphinx/MyST
-   error text (system messages, "Unknown directive", WARNING/ERROR) is rendered;
+   resolves (the file exists and so does the anchor), no request failed, no Sphinx/MyST
+   error text (system messages, "Unknown directive", WARNING/ERROR) is rendered, and nothing
+   needs horizontal scrolling in the 1280-px window (the document is no wider than the window;
+   no code block, output, display equation, table or image is wider than its box or sticks out
+   of the article);
 4. checks the reader features: equation references between chapters, author-year citations and
    the bibliography, the execution-status table, the ``.ipynb`` and ``.md`` downloads of each
    chapter, and the teaching blocks of each chapter (at least two exercises, "Prerequisites",
@@ -199,6 +202,22 @@ const resources = [...document.querySelectorAll('script[src], link[href][rel~="s
     .map(e => e.src || e.href);
 const downloads = [...document.querySelectorAll('.dropdown-download-buttons a[href]')]
     .map(a => ({href: a.href, text: a.textContent.trim()}));
+// horizontal overflow at the window width: the page itself, and every code block, output,
+// display equation, table or image that is wider than its box or sticks out of the article
+const articleRight = article.getBoundingClientRect().right;
+const overflowing = [];
+for (const e of article.querySelectorAll('pre, mjx-container[display="true"], div.math, table, img')) {
+  const rect = e.getBoundingClientRect();
+  if (rect.width === 0 || rect.height === 0) continue;   // not displayed (closed dropdown)
+  if (e.scrollWidth > e.clientWidth + 1 || rect.right > articleRight + 1) {
+    overflowing.push({element: e.tagName.toLowerCase(), scrollWidth: e.scrollWidth,
+                      clientWidth: e.clientWidth, right: Math.round(rect.right),
+                      text: e.textContent.trim().replace(/\s+/g, ' ').slice(0, 80)});
+  }
+}
+const widths = {scrollWidth: document.documentElement.scrollWidth,
+                clientWidth: document.documentElement.clientWidth,
+                articleRight: Math.round(articleRight), overflowing: overflowing};
 let mathjax = null;
 if (window.MathJax && MathJax.startup && MathJax.startup.document) {
   const items = [...MathJax.startup.document.math];
@@ -234,6 +253,7 @@ return {
   tableRows: [...article.querySelectorAll('table tbody tr')].map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim())),
   systemMessages: [...document.querySelectorAll('.system-message, .problematic')].map(e => e.textContent.trim().slice(0, 200)),
   stderr: [...article.querySelectorAll('.output.stderr, .stderr')].map(e => e.textContent.trim().slice(0, 200)),
+  widths: widths,
 };
 """
 
@@ -408,6 +428,16 @@ def test_page_renders(page, driver, server):
     problems += [f"system message rendered: {m!r}" for m in info["systemMessages"]]
     for m in SPHINX_ERRORS.finditer(info["fullText"]):
         problems.append(f"error text rendered: {info['fullText'][max(0, m.start() - 60):m.end() + 60]!r}")
+    # nothing needs horizontal scrolling at the 1280-px window (code and output lines of about
+    # 88 characters, display equations broken over lines)
+    widths = info["widths"]
+    if widths["scrollWidth"] > widths["clientWidth"]:
+        problems.append(f"the page scrolls horizontally: {widths['scrollWidth']} px of content "
+                        f"in a {widths['clientWidth']} px window")
+    for e in widths["overflowing"]:
+        problems.append(f"<{e['element']}> needs horizontal scrolling ({e['scrollWidth']} px in "
+                        f"{e['clientWidth']} px, right edge {e['right']} px, article ends at "
+                        f"{widths['articleRight']} px): {e['text']!r}")
     assert info["screenshot"].is_file()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 

@@ -1,7 +1,8 @@
 """Each chapter has an up-to-date reference notebook (its outputs are checked by nbval)."""
 import pytest
 
-from notebook_references import BLESS_COMMAND, chapters, cell_sources, read_chapter, read_reference, reference_for, REFERENCE_DIR
+from notebook_references import (BLESS_COMMAND, CHAPTER_DIR, REFERENCE_DIR, ROOT, cell_sources, chapters,
+                                 read_chapter, read_reference, reference_for, tracks_particles)
 
 
 @pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
@@ -25,3 +26,27 @@ def test_reference_has_outputs():
             nb = read_reference(ref)
             code = [c for c in nb.cells if c.cell_type == "code"]
             assert all(c.get("execution_count") for c in code), f"{ref.name} was not executed: re-bless it"
+
+
+def test_particle_tracking_chapters_are_detected():
+    """.ci/run re-executes the chapters that track particles under NUMBA_CPU_NAME=generic."""
+    assert tracks_particles(CHAPTER_DIR / "07_validation.md")        # qltlib.simulate -> tracking
+    assert not tracks_particles(CHAPTER_DIR / "01_introduction.md")  # analytic only
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "NUMBA_CPU_NAME=generic" in ci and "notebook_references.py --tracking" in ci
+
+
+def test_reference_has_one_output_block_per_stream():
+    """Consecutive prints of a cell are one block (bless_notebooks.merge_streams), as in the book."""
+    split = []
+    for chapter in chapters():
+        ref = reference_for(chapter)
+        if not ref.is_file():
+            continue
+        code = [c for c in read_reference(ref).cells if c.cell_type == "code"]
+        for i, cell in enumerate(code, 1):
+            outputs = cell.get("outputs", [])
+            if any(a.output_type == b.output_type == "stream" and a.name == b.name
+                   for a, b in zip(outputs, outputs[1:])):
+                split.append(f"{ref.name} code cell {i}")
+    assert not split, f"split output blocks (re-bless with {BLESS_COMMAND}): {split}"

@@ -4,7 +4,9 @@
 * ``reproduce.md`` covers every data file in ``data/``, every benchmark script and the bless
   command of the notebook references;
 * the reader pages are in ``_toc.yml``;
-* the vendored MathJax is the one ``_config.yml`` uses and matches its ``SHA256SUMS``.
+* the vendored MathJax is the one ``_config.yml`` uses and matches its ``SHA256SUMS``;
+* the code lines of every chapter and the printed lines of its reference outputs fit the page
+  (:data:`LINE_LIMIT` characters), so that no page needs horizontal scrolling.
 """
 from __future__ import annotations
 
@@ -13,12 +15,16 @@ import math
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
-from notebook_references import BLESS_COMMAND
+from notebook_references import BLESS_COMMAND, chapters, read_chapter, read_reference, reference_for
 
 ROOT = Path(__file__).resolve().parents[1]
 READER_PAGES = ["bibliography", "notation", "reproduce", "execution_status"]
+#: longest code or output line, in characters, that fits the book's content column at a
+#: 1280-pixel-wide window without horizontal scrolling (the browser test measures the pixels)
+LINE_LIMIT = 88
 
 
 def _constants_on_page(text: str) -> dict[str, str]:
@@ -94,3 +100,31 @@ def test_vendored_mathjax():
         assert hashlib.sha256((vendor / name).read_bytes()).hexdigest() == digest, f"{name} differs from SHA256SUMS"
     actual = {p.relative_to(vendor).as_posix() for p in vendor.rglob("*") if p.is_file()} - {"SHA256SUMS", "README.md"}
     assert actual == set(listed), f"files not in SHA256SUMS: {sorted(actual - set(listed))}"
+
+
+def _long_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if len(line) > LINE_LIMIT]
+
+
+@pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
+def test_chapter_code_lines_fit_the_page(chapter):
+    cells = [c for c in read_chapter(chapter).cells if c.cell_type == "code"]
+    long = [(i, line) for i, c in enumerate(cells, 1) for line in _long_lines(c.source)]
+    assert not long, (f"{chapter.name}: code lines longer than {LINE_LIMIT} characters "
+                      f"(code cell, line): {long[:10]}")
+
+
+@pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)
+def test_printed_output_lines_fit_the_page(chapter):
+    reference = reference_for(chapter)
+    if not reference.is_file():
+        pytest.skip(f"no reference for {chapter.name} (test_notebook_references fails for it)")
+    cells = [c for c in read_reference(reference).cells if c.cell_type == "code"]
+    long = []
+    for i, cell in enumerate(cells, 1):
+        for output in cell.get("outputs", []):
+            text = output.get("text", "") if output.get("output_type") == "stream" else (
+                output.get("data", {}).get("text/plain", ""))
+            long += [(i, line) for line in _long_lines(text)]
+    assert not long, (f"{reference.name}: printed lines longer than {LINE_LIMIT} characters "
+                      f"(code cell, line): {long[:10]}")
