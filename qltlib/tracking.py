@@ -40,6 +40,19 @@ Individual trajectories are chaotic, so they separate from their float64 twins a
 ``1/Omega`` — as they would for any 1e-6 change of the step — while the ensemble statistics agree
 (chapter *Validation*, convergence section). Positions, velocities and the Boris rotation are
 float64 in both cases.
+
+Multirate evaluation (``multirate_tolerance > 0``)
+------------------------------------------------
+A mode's phase changes by at most ``|k_n| dt`` per step, so the modes with ``k_n r_g << 1``
+(three fifths of a log-spaced five-decade band) hardly change between steps. They are grouped
+into *bands* (:func:`multirate_plan`), each represented by the second-order Taylor expansion of
+its field about the point where it was last evaluated, and re-evaluated every
+``band_interval`` steps (powers of two dividing ``resync_every``). The Lagrange remainder bounds
+each slow mode's error by ``multirate_tolerance`` times its amplitude; the band intervals
+follow from that bound, and the grouping from a cost model (dynamic programming over the
+interval classes, with band boundaries on whole SIMD blocks). The band models are summed,
+re-expanded about one reference point, into one quadratic evaluated at every step (float64).
+:func:`multirate_field_error` measures the field error along a path against exact evaluation.
 """
 from __future__ import annotations
 
@@ -60,21 +73,152 @@ DEFAULT_RESYNC_EVERY = 512
 WORKING_PRECISIONS = {"float64": np.float64, "float32": np.float32}
 
 
-@numba.njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
-def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt, kz_dt, ax_w, ay_w,
-                             az_w, charge_sign, dt, output_steps, resync_every):
-    """Integrate particles (rows of ``x0``, ``v0``) and record positions at ``output_steps``.
+@numba.njit(inline="always", fastmath=True)
+def _rotate_phase(cos_phase, sin_phase, n, d, one, s1, s2, s3, c1, c2, c3, c4):
+    """Multiply ``cos_phase[n] + i sin_phase[n]`` by ``exp(i d)`` (Taylor polynomial, |d| <= 0.5)."""
+    d2 = d * d
+    sin_d = d * (one - d2 * s1 * (one - d2 * s2 * (one - d2 * s3)))
+    cos_d = one - d2 * c1 * (one - d2 * c2 * (one - d2 * c3 * (one - d2 * c4)))
+    c_old = cos_phase[n]
+    s_old = sin_phase[n]
+    c = c_old * cos_d - s_old * sin_d
+    s = s_old * cos_d + c_old * sin_d
+    cos_phase[n] = c
+    sin_phase[n] = s
+    return c, s
 
-    ``kx, ky, kz, beta`` (float64) serve the exact phase re-synchronisation; ``k*_dt = k dt`` and
-    ``a*_w`` are the same mode data in the *working precision* of the per-mode arithmetic
-    (float64 or float32: the kernel is compiled for either, the mode loop follows their dtype).
-    Particle positions, velocities and the Boris rotation are always float64.
+
+@numba.njit(fastmath=True)
+def _band_model(band, cos_phase, sin_phase, kx_w, ky_w, kz_w, ax_w, ay_w, az_w, model, zero):
+    """Second-order Taylor model of the field of one band's modes at their current phases.
+
+    The arrays are the band's slices, so that loop indices start at zero: with a run-time start
+    numba must allow negative indices (wrap-around), which defeats vectorisation. Writes
+    ``model[band, 0:3]`` (value), ``3:12`` (gradient ``d omega_i / d x_j``, row-major) and
+    ``12:30`` (Hessian ``d^2 omega_i / d x_j d x_k`` for ``jk = xx, yy, zz, xy, xz, yz``), one
+    field component per pass (ten accumulators fit the vector registers; thirty would spill).
+    """
+    _component_model(band, 0, cos_phase, sin_phase, ax_w, kx_w, ky_w, kz_w, model, zero)
+    _component_model(band, 1, cos_phase, sin_phase, ay_w, kx_w, ky_w, kz_w, model, zero)
+    _component_model(band, 2, cos_phase, sin_phase, az_w, kx_w, ky_w, kz_w, model, zero)
+
+
+@numba.njit(fastmath=True)
+def _component_model(band, i, cos_phase, sin_phase, amplitude, kx_w, ky_w, kz_w, model, zero):
+    """Value, gradient and Hessian of field component ``i`` of one band (see :func:`_band_model`).
+
+    For ``a cos(k.x + beta)``: gradient ``-a k sin``, Hessian ``-a k k cos``.
+    """
+    w = zero
+    gx = zero
+    gy = zero
+    gz = zero
+    hxx = zero
+    hyy = zero
+    hzz = zero
+    hxy = zero
+    hxz = zero
+    hyz = zero
+    for n in range(cos_phase.size):
+        ac = amplitude[n] * cos_phase[n]
+        a_s = amplitude[n] * sin_phase[n]
+        kx = kx_w[n]
+        ky = ky_w[n]
+        kz = kz_w[n]
+        w += ac
+        gx -= a_s * kx
+        gy -= a_s * ky
+        gz -= a_s * kz
+        hxx -= ac * kx * kx
+        hyy -= ac * ky * ky
+        hzz -= ac * kz * kz
+        hxy -= ac * kx * ky
+        hxz -= ac * kx * kz
+        hyz -= ac * ky * kz
+    model[band, i] = w
+    model[band, 3 + 3 * i] = gx
+    model[band, 4 + 3 * i] = gy
+    model[band, 5 + 3 * i] = gz
+    model[band, 12 + 6 * i] = hxx
+    model[band, 13 + 6 * i] = hyy
+    model[band, 14 + 6 * i] = hzz
+    model[band, 15 + 6 * i] = hxy
+    model[band, 16 + 6 * i] = hxz
+    model[band, 17 + 6 * i] = hyz
+
+
+@numba.njit(fastmath=True)
+def _advance_band(cos_phase, sin_phase, kx_w, ky_w, kz_w, ex, ey, ez, work):
+    """Advance one band's phases (slices) by ``k . e`` with the Taylor rotation."""
+    one = work[0]
+    s1 = work[1]
+    s2 = work[2]
+    s3 = work[3]
+    c1 = work[4]
+    c2 = work[5]
+    c3 = work[6]
+    c4 = work[7]
+    for n in range(cos_phase.size):
+        d = kx_w[n] * ex + ky_w[n] * ey + kz_w[n] * ez
+        _rotate_phase(cos_phase, sin_phase, n, d, one, s1, s2, s3, c1, c2, c3, c4)
+
+
+@numba.njit(fastmath=True)
+def _reexpand_model(model, band, dx, dy, dz, out):
+    """Band ``band``'s quadratic re-expanded about a point displaced by ``d`` from its centre.
+
+    ``model[band]`` holds ``c + J d + H(d, d)/2`` about the band's centre; ``out[0:30]`` receives
+    (in float64) the same polynomial's value, gradient and Hessian at ``centre + d``. The
+    re-expansion is exact algebra; its round-off stays small because ``|k d|`` is at most a few
+    tens within one re-synchronisation period.
+    """
+    for i in range(3):
+        hxx = np.float64(model[band, 12 + 6 * i])
+        hyy = np.float64(model[band, 13 + 6 * i])
+        hzz = np.float64(model[band, 14 + 6 * i])
+        hxy = np.float64(model[band, 15 + 6 * i])
+        hxz = np.float64(model[band, 16 + 6 * i])
+        hyz = np.float64(model[band, 17 + 6 * i])
+        gx = np.float64(model[band, 3 + 3 * i])
+        gy = np.float64(model[band, 4 + 3 * i])
+        gz = np.float64(model[band, 5 + 3 * i])
+        hdx = hxx * dx + hxy * dy + hxz * dz
+        hdy = hxy * dx + hyy * dy + hyz * dz
+        hdz = hxz * dx + hyz * dy + hzz * dz
+        out[i] = np.float64(model[band, i]) + gx * dx + gy * dy + gz * dz \
+            + 0.5 * (hdx * dx + hdy * dy + hdz * dz)
+        out[3 + 3 * i] = gx + hdx
+        out[4 + 3 * i] = gy + hdy
+        out[5 + 3 * i] = gz + hdz
+        out[12 + 6 * i] = hxx
+        out[13 + 6 * i] = hyy
+        out[14 + 6 * i] = hzz
+        out[15 + 6 * i] = hxy
+        out[16 + 6 * i] = hxz
+        out[17 + 6 * i] = hyz
+
+
+@numba.njit(parallel=True, fastmath=True, cache=True, error_model="numpy")
+def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_w, ky_w, kz_w, ax_w, ay_w,
+                             az_w, n_exact, band_start, band_stop, band_interval, charge_sign, dt,
+                             output_steps, resync_every):
+    """Integrate particles (rows of ``x0``, ``v0``) and record positions and velocities.
+
+    Modes are sorted by decreasing ``|k|``. The first ``n_exact`` are evaluated at every step
+    (phase recurrence); mode band ``b`` (modes ``band_start[b]:band_stop[b]``) is represented by a
+    second-order Taylor model about the position where it was last evaluated, re-evaluated every
+    ``band_interval[b]`` steps (a power of two dividing ``resync_every``). ``kx, ky, kz, beta``
+    and ``ax, ay, az`` (float64) serve the exact re-synchronisation; ``k*_w`` (wavevectors) and
+    ``a*_w`` (amplitudes) are the same in the *working precision* of the per-mode arithmetic
+    (float64 or float32; the kernel is compiled for either). Positions, velocities, the Boris
+    rotation and the combined slow-band model are float64.
 
     Returns positions and velocities, both ``(P, n_out, 3)``, at the integer steps
     ``output_steps`` (sorted, > 0).
     """
     n_particles = x0.shape[0]
     n_modes = kx.size
+    n_bands = band_start.size
     n_out = output_steps.size
     n_steps = output_steps[n_out - 1]
     positions_out = np.empty((n_particles, n_out, 3))
@@ -82,9 +226,15 @@ def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt,
     half_dt_charge = 0.5 * dt * charge_sign
     for p in numba.prange(n_particles):
         # per-particle phase state exp(i(k_n.x + beta_n)) and scalars in the working precision
-        cos_phase = np.empty_like(kx_dt)
-        sin_phase = np.empty_like(kx_dt)
-        work = np.empty(16, dtype=kx_dt.dtype)
+        cos_phase = np.empty_like(kx_w)
+        sin_phase = np.empty_like(kx_w)
+        model = np.zeros((max(n_bands, 1), 30), dtype=kx_w.dtype)
+        centres = np.zeros((max(n_bands, 1), 3))          # where each band was last evaluated
+        # each band's model re-expanded about the reference point (xr, yr, zr), and their sum
+        contribution = np.zeros((max(n_bands, 1), 30))
+        slow = np.zeros(30)
+        fresh = np.zeros(30)
+        work = np.empty(16, dtype=kx_w.dtype)
         # Taylor coefficients: sin d = d(1 - d2/6 (1 - d2/20 (1 - d2/42))),
         # cos d = 1 - d2/2 (1 - d2/12 (1 - d2/30 (1 - d2/56)))
         work[0] = 1.0
@@ -112,57 +262,110 @@ def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt,
         xh = x0[p, 0]
         yh = x0[p, 1]
         zh = x0[p, 2]
-        for n in range(n_modes):
-            phase = kx[n] * xh + ky[n] * yh + kz[n] * zh + beta[n]
-            cos_phase[n] = math.cos(phase)
-            sin_phase[n] = math.sin(phase)
-        drift = 0.5          # the first drift is half a step (x_0 -> x_{1/2}), then full steps
+        xr = xh
+        yr = yh
+        zr = zh
         j_out = 0
-        for step in range(1, n_steps + 1):
+        for step in range(0, n_steps + 1):
+            # the first drift is half a step (x_0 -> x_{1/2}), then full steps
+            drift = 0.0 if step == 0 else (0.5 if step == 1 else 1.0)
             xh += drift * dt * vx
             yh += drift * dt * vy
             zh += drift * dt * vz
+            wx = 0.0
+            wy = 0.0
+            wz = 0.0
             if step % resync_every == 0:
-                # exact (float64, libm) re-synchronisation bounds the drift of the recurrence
-                wx = 0.0
-                wy = 0.0
-                wz = 0.0
+                # exact (float64, libm) phases bound the drift of the recurrence; every band model
+                # is rebuilt here (band intervals divide resync_every)
                 for n in range(n_modes):
                     phase = kx[n] * xh + ky[n] * yh + kz[n] * zh + beta[n]
                     c = math.cos(phase)
                     s = math.sin(phase)
                     cos_phase[n] = c
                     sin_phase[n] = s
-                    wx += ax[n] * c
-                    wy += ay[n] * c
-                    wz += az[n] * c
+                    if n < n_exact:
+                        wx += ax[n] * c
+                        wy += ay[n] * c
+                        wz += az[n] * c
+                # the reference point of the slow model moves here, so that |x - x_ref| stays
+                # below resync_every steps
+                xr = xh
+                yr = yh
+                zr = zh
+                for j in range(30):
+                    slow[j] = 0.0
+                for b in range(n_bands):
+                    lo = band_start[b]
+                    hi = band_stop[b]
+                    _band_model(b, cos_phase[lo:hi], sin_phase[lo:hi], kx_w[lo:hi], ky_w[lo:hi],
+                                kz_w[lo:hi], ax_w[lo:hi], ay_w[lo:hi], az_w[lo:hi], model, zero)
+                    centres[b, 0] = xh
+                    centres[b, 1] = yh
+                    centres[b, 2] = zh
+                    for j in range(30):
+                        contribution[b, j] = np.float64(model[b, j])
+                        slow[j] += contribution[b, j]
             else:
-                work[9] = drift * vx          # cast to the working precision
-                work[10] = drift * vy
-                work[11] = drift * vz
+                work[9] = drift * dt * vx          # cast to the working precision
+                work[10] = drift * dt * vy
+                work[11] = drift * dt * vz
                 dvx = work[9]
                 dvy = work[10]
                 dvz = work[11]
                 acc_x = zero
                 acc_y = zero
                 acc_z = zero
-                for n in range(n_modes):
-                    d = kx_dt[n] * dvx + ky_dt[n] * dvy + kz_dt[n] * dvz
-                    d2 = d * d
-                    sin_d = d * (one - d2 * s1 * (one - d2 * s2 * (one - d2 * s3)))
-                    cos_d = one - d2 * c1 * (one - d2 * c2 * (one - d2 * c3 * (one - d2 * c4)))
-                    c_old = cos_phase[n]
-                    s_old = sin_phase[n]
-                    c = c_old * cos_d - s_old * sin_d
-                    s = s_old * cos_d + c_old * sin_d
-                    cos_phase[n] = c
-                    sin_phase[n] = s
+                for n in range(n_exact):
+                    d = kx_w[n] * dvx + ky_w[n] * dvy + kz_w[n] * dvz
+                    c, s = _rotate_phase(cos_phase, sin_phase, n, d, one, s1, s2, s3, c1, c2, c3, c4)
                     acc_x += ax_w[n] * c
                     acc_y += ay_w[n] * c
                     acc_z += az_w[n] * c
                 wx = np.float64(acc_x)
                 wy = np.float64(acc_y)
                 wz = np.float64(acc_z)
+                for b in range(n_bands):
+                    # intervals are increasing powers of two: once one band is not due, none is
+                    if step & (band_interval[b] - 1) != 0:
+                        break
+                    # advance the band's phases over the path since its last evaluation
+                    work[12] = xh - centres[b, 0]
+                    work[13] = yh - centres[b, 1]
+                    work[14] = zh - centres[b, 2]
+                    lo = band_start[b]
+                    hi = band_stop[b]
+                    # slices: zero-based loops vectorise (see _band_model)
+                    _advance_band(cos_phase[lo:hi], sin_phase[lo:hi], kx_w[lo:hi], ky_w[lo:hi],
+                                  kz_w[lo:hi], work[12], work[13], work[14], work)
+                    _band_model(b, cos_phase[lo:hi], sin_phase[lo:hi], kx_w[lo:hi], ky_w[lo:hi],
+                                kz_w[lo:hi], ax_w[lo:hi], ay_w[lo:hi], az_w[lo:hi], model, zero)
+                    centres[b, 0] = xh
+                    centres[b, 1] = yh
+                    centres[b, 2] = zh
+                    _reexpand_model(model, b, xr - xh, yr - yh, zr - zh, fresh)
+                    for j in range(30):
+                        slow[j] += fresh[j] - contribution[b, j]
+                        contribution[b, j] = fresh[j]
+            if n_bands > 0:
+                # the slow bands: c + J e + H(e, e)/2 about the reference point
+                ex = xh - xr
+                ey = yh - yr
+                ez = zh - zr
+                exx = 0.5 * ex * ex
+                eyy = 0.5 * ey * ey
+                ezz = 0.5 * ez * ez
+                exy = ex * ey
+                exz = ex * ez
+                eyz = ey * ez
+                wx += slow[0] + slow[3] * ex + slow[4] * ey + slow[5] * ez + slow[12] * exx \
+                    + slow[13] * eyy + slow[14] * ezz + slow[15] * exy + slow[16] * exz + slow[17] * eyz
+                wy += slow[1] + slow[6] * ex + slow[7] * ey + slow[8] * ez + slow[18] * exx \
+                    + slow[19] * eyy + slow[20] * ezz + slow[21] * exy + slow[22] * exz + slow[23] * eyz
+                wz += slow[2] + slow[9] * ex + slow[10] * ey + slow[11] * ez + slow[24] * exx \
+                    + slow[25] * eyy + slow[26] * ezz + slow[27] * exy + slow[28] * exz + slow[29] * eyz
+            if step == 0:
+                continue
             # Boris rotation: t = s omega dt/2, v' = v + v x t, v <- v + v' x 2t/(1+t^2)
             tx = half_dt_charge * wx
             ty = half_dt_charge * wy
@@ -174,7 +377,6 @@ def _boris_plane_wave_kernel(x0, v0, kx, ky, kz, ax, ay, az, beta, kx_dt, ky_dt,
             vx += f * (py * tz - pz * ty)
             vy += f * (pz * tx - px * tz)
             vz += f * (px * ty - py * tx)
-            drift = 1.0
             if step == output_steps[j_out]:
                 # x_n = x_{n-1/2} + v_n dt/2
                 positions_out[p, j_out, 0] = xh + 0.5 * dt * vx
@@ -216,6 +418,220 @@ class TrackResult:
     def final_velocities(self) -> np.ndarray:
         """Velocities after the last step, shape ``(P, 3)``."""
         return self.velocities[-1]
+
+
+@dataclass(frozen=True)
+class MultiratePlan:
+    """Which modes are evaluated at every step and which in slow bands (:func:`multirate_plan`).
+
+    Attributes
+    ----------
+    order : ndarray of int
+        Permutation of the field's modes, by decreasing ``|k|``.
+    n_exact : int
+        The first ``n_exact`` modes of ``order`` are evaluated at every step.
+    band_start, band_stop, band_interval : ndarray of int64
+        Band ``b`` holds modes ``order[band_start[b]:band_stop[b]]`` and is re-evaluated every
+        ``band_interval[b]`` steps (a power of two).
+    tolerance : float
+        Bound on the Taylor-model error of every slow mode, relative to its amplitude.
+    phase_span : float
+        ``theta = (6 tolerance)^(1/3)``: the largest phase ``k . Delta x`` a slow mode moves
+        between two evaluations of its band.
+    """
+
+    order: np.ndarray
+    n_exact: int
+    band_start: np.ndarray
+    band_stop: np.ndarray
+    band_interval: np.ndarray
+    tolerance: float
+    phase_span: float
+
+    @property
+    def relative_cost(self) -> float:
+        """Estimated per-step cost relative to exact evaluation of every mode.
+
+        Counts one unit per exactly evaluated mode and three per slow mode and band evaluation
+        (phase advance, value, gradient and Hessian), divided by the band's interval.
+        """
+        n_modes = self.order.size
+        if n_modes == 0:
+            return 1.0
+        slow = np.sum((self.band_stop - self.band_start) * 3.0 / self.band_interval)
+        return float((self.n_exact + slow) / n_modes)
+
+
+#: Cost model of :func:`_choose_bands`, in units of one exact mode-step: re-evaluating a band
+#: costs ``BAND_MODE_COST`` per mode plus ``BAND_FIXED_COST``.
+BAND_MODE_COST = 4.5
+BAND_FIXED_COST = 150.0
+#: Mode loops run in blocks of this many modes: the vector width times the unrolling of the
+#: compiled loops (16 float32 lanes x 4 with AVX-512). A shorter remainder runs in scalar code,
+#: several times slower per mode, so band boundaries are put on multiples of the block and the
+#: last band is padded with zero-amplitude modes.
+SIMD_BLOCK = 64
+
+
+def _round_up(n: int, block: int = SIMD_BLOCK) -> int:
+    return -(-int(n) // block) * block
+
+
+def _choose_bands(sorted_interval):
+    """Group modes (sorted by increasing allowed interval) into bands of least estimated cost.
+
+    Each mode may be updated at its allowed interval or more often. Band boundaries are class
+    boundaries rounded up to a multiple of :data:`SIMD_BLOCK` (moving a few modes into a faster
+    band), a band uses the interval of its fastest mode, and the modes before the first band are
+    evaluated exactly. Dynamic programming over the candidate boundaries (at most
+    ``log2(resync_every) + 2`` of them).
+
+    Returns
+    -------
+    starts, stops, intervals : lists of int
+        The bands; the last band may end before a block boundary (the caller pads it).
+    """
+    sorted_interval = np.asarray(sorted_interval, dtype=np.int64)
+    n = sorted_interval.size
+    changes = [i for i in range(1, n) if sorted_interval[i] != sorted_interval[i - 1]]
+    cuts = sorted({0, n} | {min(_round_up(i), n) for i in changes})
+
+    def band_cost(i, j):          # modes cuts[i]:cuts[j] as one band
+        m = int(sorted_interval[cuts[i]])
+        if m == 1:
+            return math.inf
+        return (BAND_MODE_COST * _round_up(cuts[j] - cuts[i]) + BAND_FIXED_COST) / m
+
+    # best[j]: least cost of modes 0:cuts[j]; choice[j] = i: modes cuts[i]:cuts[j] form one
+    # band, choice[j] = -1: modes 0:cuts[j] are evaluated exactly
+    best = [0.0] * len(cuts)
+    choice = [-1] * len(cuts)
+    for j in range(1, len(cuts)):
+        best[j] = float(cuts[j])
+        for i in range(j):
+            cost = best[i] + band_cost(i, j)
+            if cost < best[j]:
+                best[j], choice[j] = cost, i
+    starts, stops, intervals = [], [], []
+    j = len(cuts) - 1
+    while j > 0 and choice[j] >= 0:
+        i = choice[j]
+        starts.append(cuts[i])
+        stops.append(cuts[j])
+        intervals.append(int(sorted_interval[cuts[i]]))
+        j = i
+    return starts[::-1], stops[::-1], intervals[::-1]
+
+def multirate_plan(wavenumbers, dt: float, tolerance: float,
+                   resync_every: int = DEFAULT_RESYNC_EVERY) -> MultiratePlan:
+    """Assign every mode an update interval from the error it may make between updates.
+
+    Parameters
+    ----------
+    wavenumbers : array_like, shape (N,)
+        ``|k_n|`` (units ``1/r_g``).
+    dt : float
+        Time step (units ``1/Omega``; the particle moves ``dt`` per step since ``|v| = 1``).
+    tolerance : float
+        Bound on the error of a slow mode's field between updates, relative to its amplitude
+        ``|A_n|``. ``0`` evaluates every mode at every step (exact evaluation).
+    resync_every : int
+        Steps between exact re-synchronisations; every band interval divides it.
+
+    Returns
+    -------
+    MultiratePlan
+
+    Notes
+    -----
+    A band's field is represented by its second-order Taylor expansion about the half-step
+    position ``x_u`` where the band was last evaluated. For one mode, with phase change
+    ``phi = k_n . (x - x_u)``, the Lagrange remainder of ``cos`` bounds the error by
+    ``|A_n| |phi|^3 / 6``. Until the next update ``|x - x_u| <= (m - 1) dt`` for interval ``m``,
+    so a mode may use the largest power of two ``m`` with ``|k_n| (m - 1) dt <= theta``,
+    ``theta = (6 tolerance)^(1/3)`` (and ``|k_n| m dt <= 0.5`` for the phase recurrence that
+    advances its phase at each update). Modes with ``m <  Chapter *Validation*, section on multirate evaluation.
+    """
+    k = np.abs(np.asarray(wavenumbers, dtype=float)).ravel()
+    if not (math.isfinite(tolerance) and 0.0 <= tolerance <= 1e-2):
+        raise ValueError(f"multirate tolerance must lie in [0, 0.01], got {tolerance!r}")
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"time step must be positive, got {dt!r}")
+    resync_every = int(resync_every)
+    order = np.argsort(-k, kind="stable")
+    theta = (6.0 * tolerance) ** (1.0 / 3.0)
+    # largest power of two dividing resync_every: bands must be rebuilt at every resync
+    max_interval = resync_every & -resync_every
+    interval = np.ones(k.size, dtype=np.int64)
+    if tolerance > 0:
+        m = max_interval
+        while m >= 2:
+            fits = (k * (m - 1) * dt <= theta) & (k * m * dt <= MAX_PHASE_STEP) & (interval == 1)
+            interval[fits] = m
+            m //= 2
+    sorted_interval = interval[order]               # non-decreasing, since k is decreasing
+    starts, stops, intervals = _choose_bands(sorted_interval)
+    n_exact = starts[0] if starts else k.size
+    as_int = lambda values: np.asarray(values, dtype=np.int64)        # noqa: E731
+    return MultiratePlan(order=order, n_exact=n_exact, band_start=as_int(starts),
+                         band_stop=as_int(stops), band_interval=as_int(intervals),
+                         tolerance=float(tolerance), phase_span=float(theta))
+
+
+def multirate_field_error(field: PlaneWaveTurbulence, path, dt: float, tolerance: float,
+                          resync_every: int = DEFAULT_RESYNC_EVERY) -> dict:
+    """Field error of multirate evaluation along a given path, against exact evaluation.
+
+    Re-implements, in float64 numpy, what the kernel evaluates: modes of the plan's bands are
+    represented by their second-order Taylor model about the point where the band was last
+    evaluated (every ``band_interval`` points, and at every ``resync_every``-th point), the
+    others exactly. Separates the truncation of the Taylor models from the kernel's round-off.
+
+    Parameters
+    ----------
+    field : PlaneWaveTurbulence
+    path : array_like, shape (n_points, 3)
+        Successive field-evaluation points, one per step (a particle moves ``dt`` per step).
+    dt : float
+        Step (fixes the plan).
+    tolerance : float
+        Multirate tolerance (:func:`multirate_plan`).
+    resync_every : int
+
+    Returns
+    -------
+    dict
+        ``error`` (``(n_points, 3)``, model minus exact), ``exact`` (the exact field),
+        ``bound`` (``tolerance * sum |A_n|`` over the slow modes: the Lagrange bound when
+        consecutive points are at most ``dt`` apart), ``plan``.
+
+    Notes
+    -----
+    Chapter *Validation*, multirate section.
+    """
+    path = np.asarray(path, dtype=float).reshape(-1, 3)
+    plan = multirate_plan(np.linalg.norm(field.wavevectors, axis=1), dt, tolerance, resync_every)
+    k = field.wavevectors[plan.order]
+    amplitude = field.amplitude_vectors[plan.order]
+    beta = field.phases[plan.order]
+    exact = np.cos(path @ k.T + beta) @ amplitude
+    model = np.cos(path @ k[:plan.n_exact].T + beta[:plan.n_exact]) @ amplitude[:plan.n_exact]
+    for start, stop, interval in zip(plan.band_start, plan.band_stop, plan.band_interval):
+        kb, ab, bb = k[start:stop], amplitude[start:stop], beta[start:stop]
+        for first in range(0, len(path), int(interval)):
+            last = min(first + int(interval), len(path))
+            if resync_every % interval:
+                raise ValueError("band intervals must divide resync_every")
+            centre = path[first]
+            phase = kb @ centre + bb
+            e = path[first:last] - centre                      # (m, 3)
+            ke = e @ kb.T                                      # (m, modes)
+            # c + J e + H(e, e)/2 for a cos(k.x + beta): a [cos - sin (k.e) - cos (k.e)^2 / 2]
+            taylor = np.cos(phase) - np.sin(phase) * ke - 0.5 * np.cos(phase) * ke ** 2
+            model[first:last] += taylor @ ab
+    slow_amplitude = np.sum(np.linalg.norm(amplitude[plan.n_exact:], axis=1))
+    return {"error": model - exact, "exact": exact, "bound": tolerance * slow_amplitude,
+            "plan": plan}
 
 
 def step_size(field: PlaneWaveTurbulence, step_fraction: float) -> float:
@@ -262,7 +678,7 @@ def output_schedule(times, dt_nominal: float):
 
 def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_sign: float = 1.0,
               step_fraction: float = 0.2, resync_every: int = DEFAULT_RESYNC_EVERY,
-              precision: str = "float64") -> TrackResult:
+              precision: str = "float64", multirate_tolerance: float = 0.0) -> TrackResult:
     """Integrate particles forward in time through ``field``.
 
     Parameters
@@ -283,6 +699,11 @@ def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_s
         Working precision of the per-mode phase recurrence and field sum (positions, velocities
         and the Boris rotation are always float64). ``float32`` doubles the SIMD width; its
         relative field error (~1e-6) is far below the statistical errors of the ensemble.
+    multirate_tolerance : float
+        ``0`` (default): every mode is evaluated at every step. ``> 0``: slowly varying modes are
+        grouped into bands evaluated every few steps through a second-order Taylor model, each
+        mode's error bounded by ``multirate_tolerance`` times its amplitude
+        (:func:`multirate_plan`).
 
     Returns
     -------
@@ -301,21 +722,37 @@ def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_s
     if int(resync_every) < 1:
         raise ValueError(f"resync_every must be a positive integer, got {resync_every!r}")
     steps, dt, actual_times = output_schedule(times, step_size(field, step_fraction))
-    k = np.ascontiguousarray(field.wavevectors.T, dtype=np.float64)
-    a = np.ascontiguousarray(field.amplitude_vectors.T, dtype=np.float64)
-    beta = np.ascontiguousarray(field.phases, dtype=np.float64)
+    plan = multirate_plan(np.linalg.norm(field.wavevectors, axis=1), dt, multirate_tolerance,
+                          resync_every)
+    k = field.wavevectors[plan.order].T
+    a = field.amplitude_vectors[plan.order].T
+    beta = field.phases[plan.order]
+    band_stop = plan.band_stop.copy()
+    if band_stop.size:
+        # zero-amplitude k = 0 modes fill the last band to whole SIMD blocks (they add nothing)
+        padding = _round_up(k.shape[1] - plan.band_start[-1]) - (k.shape[1] - plan.band_start[-1])
+        k = np.pad(k, ((0, 0), (0, padding)))
+        a = np.pad(a, ((0, 0), (0, padding)))
+        beta = np.pad(beta, (0, padding))
+        band_stop[-1] += padding
+    k = np.ascontiguousarray(k, dtype=np.float64)
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    beta = np.ascontiguousarray(beta, dtype=np.float64)
     work_dtype = WORKING_PRECISIONS[precision]
-    k_dt = np.ascontiguousarray(k * dt, dtype=work_dtype)
+    k_work = np.ascontiguousarray(k, dtype=work_dtype)
     a_work = np.ascontiguousarray(a, dtype=work_dtype)
     pos, vel = _boris_plane_wave_kernel(x0, v0, k[0], k[1], k[2], a[0], a[1], a[2], beta,
-                                        k_dt[0], k_dt[1], k_dt[2], a_work[0], a_work[1], a_work[2],
-                                        float(charge_sign), float(dt), steps, int(resync_every))
+                                        k_work[0], k_work[1], k_work[2], a_work[0], a_work[1],
+                                        a_work[2], plan.n_exact, plan.band_start, band_stop,
+                                        plan.band_interval, float(charge_sign), float(dt), steps,
+                                        int(resync_every))
     return TrackResult(times=actual_times, positions=np.transpose(pos, (1, 0, 2)),
                        velocities=np.transpose(vel, (1, 0, 2)), dt=float(dt), n_steps=int(steps[-1]))
 
 
 def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: float = 0.2,
-              resync_every: int = DEFAULT_RESYNC_EVERY, precision: str = "float64") -> TrackResult:
+              resync_every: int = DEFAULT_RESYNC_EVERY, precision: str = "float64",
+              multirate_tolerance: float = 0.0) -> TrackResult:
     """Back-track particles arriving at the origin with momentum directions ``directions``.
 
     Parameters
@@ -326,7 +763,7 @@ def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: floa
         Unit momentum directions ``p`` at the observer (e.g. HEALPix pixel centres).
     times : array_like
         Back-tracking times ``T = t - t0`` (``1/Omega``), increasing.
-    step_fraction, resync_every, precision
+    step_fraction, resync_every, precision, multirate_tolerance
         As in :func:`integrate`.
 
     Returns
@@ -341,4 +778,5 @@ def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: floa
     """
     directions = np.asarray(directions, dtype=np.float64).reshape(-1, 3)
     return integrate(field, np.zeros_like(directions), -directions, times, charge_sign=-1.0,
-                     step_fraction=step_fraction, resync_every=resync_every, precision=precision)
+                     step_fraction=step_fraction, resync_every=resync_every, precision=precision,
+                     multirate_tolerance=multirate_tolerance)

@@ -106,3 +106,86 @@ def test_output_schedule_validation():
     for bad in ([-1.0], [0.0], [2.0, 1.0], []):
         with pytest.raises(ValueError, match="times"):
             output_schedule(bad, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# multirate field evaluation
+# ---------------------------------------------------------------------------------------------
+
+from qltlib.spectrum import make_spectrum  # noqa: E402
+from qltlib.tracking import multirate_field_error, multirate_plan, step_size  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["white", "kolmogorov", "logflat"])
+def broad_turbulence(request):
+    """The validation's five-decade band, for every spectrum the library offers."""
+    return synthesise_turbulence(make_spectrum(request.param, 1e-3, 1e2), 256, rng=7)
+
+
+def test_multirate_plan_respects_the_error_bound():
+    k = np.geomspace(1e-3, 1e2, 300)
+    dt = 1e-3
+    for tolerance in (1e-5, 1e-3):
+        plan = multirate_plan(k, dt, tolerance)
+        theta = (6 * tolerance) ** (1 / 3)
+        covered = np.zeros(k.size, dtype=bool)
+        for start, stop, m in zip(plan.band_start, plan.band_stop, plan.band_interval):
+            members = plan.order[start:stop]
+            covered[members] = True
+            assert m & (m - 1) == 0 and 512 % m == 0
+            assert np.all(k[members] * (m - 1) * dt <= theta * (1 + 1e-12))
+        assert np.all(~covered[plan.order[:plan.n_exact]])
+        assert covered.sum() + plan.n_exact == k.size
+    exact = multirate_plan(k, dt, 0.0)
+    assert exact.n_exact == k.size and exact.band_start.size == 0
+    with pytest.raises(ValueError, match="tolerance"):
+        multirate_plan(k, dt, -1e-3)
+
+
+def test_multirate_field_error_within_bound_along_a_path(broad_turbulence):
+    """Field level: the Taylor models stay within tolerance * sum|A_n| of the exact field."""
+    dt = step_size(broad_turbulence, 0.4)
+    v = isotropic_directions(1, 5)[0]
+    # a straight path, one point per step (|step| = dt), through several resync periods
+    path = np.outer(np.arange(4000) * dt, v)
+    for tolerance in (1e-4, 1e-3):
+        result = multirate_field_error(broad_turbulence, path, dt, tolerance)
+        assert result["plan"].band_start.size > 0
+        assert np.max(np.abs(result["error"])) <= result["bound"]
+        # the bound is worst case; the typical error is far below it
+        assert np.sqrt(np.mean(result["error"] ** 2)) < 0.5 * result["bound"]
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_multirate_kernel_matches_exact_on_short_segments(broad_turbulence, precision):
+    """Kernel level: short (non-chaotic) segments agree with exact evaluation to the bound's order."""
+    directions = isotropic_directions(24, 11)
+    exact = backtrack(broad_turbulence, directions, [0.5, 1.0], step_fraction=0.4, precision=precision)
+    multirate = backtrack(broad_turbulence, directions, [0.5, 1.0], step_fraction=0.4,
+                          precision=precision, multirate_tolerance=1e-3)
+    # |dv| <= T max|d omega| and |dx| <= T^2/2 max|d omega|: 1e-3 * sum|A| ~ 2e-3 for T = 1
+    bound = 1e-3 * np.sum(np.linalg.norm(broad_turbulence.amplitude_vectors, axis=1))
+    assert np.max(np.abs(multirate.velocities - exact.velocities)) < 1.0 * bound
+    assert np.max(np.abs(multirate.positions - exact.positions)) < 0.5 * bound
+    # and the difference is real (the comparison is not of two identical runs)
+    assert np.max(np.abs(multirate.velocities - exact.velocities)) > 0
+    np.testing.assert_allclose(np.linalg.norm(multirate.velocities, axis=2), 1.0, atol=1e-12)
+
+
+def test_multirate_ensemble_diffusion_agrees_with_exact():
+    """Ensemble level: the running diffusion coefficient agrees within its statistical error."""
+    spectrum = make_spectrum("white", 1e-3, 1e2)
+    directions = isotropic_directions(48, 3)
+    differences, values = [], []
+    for seed in range(6):
+        field = synthesise_turbulence(spectrum, 128, rng=100 + seed)
+        d = {}
+        for tol in (0.0, 1e-3):
+            track = backtrack(field, directions, [5.0], step_fraction=0.4, precision="float32",
+                              multirate_tolerance=tol)
+            d[tol] = np.mean(np.sum(track.positions[-1] ** 2, axis=1)) / (6 * 5.0)
+        differences.append(d[1e-3] - d[0.0])
+        values.append(d[0.0])
+    differences = np.array(differences)
+    error = np.std(differences, ddof=1) / math.sqrt(len(differences))
+    assert abs(differences.mean()) < 3 * error + 1e-3 * np.mean(values)
