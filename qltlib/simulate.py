@@ -432,6 +432,8 @@ def load_manifest(out_dir) -> dict:
 #: 2-core benchmark (``benchmarks/README.md``: 1.65e9 float64, 3.29e9 float32 on 2 cores), as a
 #: busy machine gives.
 THROUGHPUT_PER_CORE = {"float64": 0.4e9, "float32": 0.8e9}
+#: Runs estimated to take longer than this (seconds) are announced on stderr before they start.
+LONG_RUN_SECONDS = 3600.0
 #: Memory of one Python process with numpy, healpy and numba loaded (bytes, measured ~0.3 GB).
 PROCESS_BASE_BYTES = 400 * 2 ** 20
 
@@ -585,8 +587,11 @@ class _WorkerProcess:
         self._send(json.dumps(settings.as_dict()))
 
     def _send(self, line: str) -> None:
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            raise WorkerError(self.failure()) from None
 
     def assign(self, index: int) -> None:
         self.index = int(index)
@@ -740,7 +745,8 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     scheduler_timeout : float
         Seconds to wait for the Dask scheduler.
     report : callable
-        Receives one line per corrupt file found (default: print it on stderr).
+        Receives one line per corrupt file found, and one on the expected duration of a run
+        longer than :data:`LONG_RUN_SECONDS` (default: print them on stderr).
 
     Returns
     -------
@@ -765,10 +771,16 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     if not (math.isfinite(scheduler_timeout) and scheduler_timeout > 0):
         raise ValueError(f"scheduler timeout must be a positive number of seconds, got {scheduler_timeout!r}")
     n_realisations, workers = int(n_realisations), int(workers)
-    check_simulation_size(settings, 1 if scheduler else workers)
+    estimate = check_simulation_size(settings, 1 if scheduler else workers)
     out_dir = prepare_output(out_dir, settings, n_realisations)
     skipped, repaired = verify_existing(out_dir, settings, n_realisations, report)
-    todo = [i for i in range(n_realisations) if i not in set(skipped)]
+    present = set(skipped)
+    todo = [i for i in range(n_realisations) if i not in present]
+    total_seconds = estimate["seconds_per_realisation"] * math.ceil(len(todo) / (1 if scheduler else workers))
+    if total_seconds > LONG_RUN_SECONDS:
+        report(f"note: about {_format_seconds(estimate['seconds_per_realisation'])} per realisation, "
+               f"{_format_seconds(total_seconds)} for the {len(todo)} to run (conservative estimate); "
+               f"Ctrl-C keeps the finished files, rerunning resumes")
     client = _connect_dask(scheduler, scheduler_timeout) if scheduler and todo else None
     written = []
 

@@ -516,3 +516,12 @@ def test_help_shows_defaults_and_units(command):
         assert f"DEFAULT_RESYNC_EVERY, {DEFAULT_RESYNC_EVERY})" in " ".join(text.split())
         for unit in ("1/Omega", "1/r_g", "seconds"):
             assert unit in text
+
+
+def test_long_runs_are_announced_with_their_estimate(tmp_path, monkeypatch, tiny_ensemble):
+    out = _copy(tiny_ensemble, tmp_path)
+    lines = []
+    monkeypatch.setattr("qltlib.simulate.LONG_RUN_SECONDS", 0.0)
+    report = run_ensemble(SimulationSettings(**TINY), out, 4, progress=False, report=lines.append)
+    assert report["written"] == [3]
+    assert len(lines) == 1 and lines[0].startswith("note: about") and "for the 1 to run" in lines[0]
