@@ -69,6 +69,10 @@ from .turbulence import PlaneWaveTurbulence
 MAX_PHASE_STEP = 0.5
 #: Default number of steps between exact re-synchronisations of the mode phases.
 DEFAULT_RESYNC_EVERY = 512
+#: Multirate tolerance of the ensembles (``qlt simulate``): each slow mode's field error stays
+#: below 1e-3 of its amplitude; along a trajectory the field error is then ~1e-5 of the rms
+#: field (``benchmarks/multirate_budget.py``), far below any ensemble's statistical error.
+DEFAULT_MULTIRATE_TOLERANCE = 1.0e-3
 #: Working precisions of the per-mode arithmetic.
 WORKING_PRECISIONS = {"float64": np.float64, "float32": np.float32}
 
