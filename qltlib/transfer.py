@@ -418,9 +418,11 @@ def measure_transfer(settings: TransferSettings, n_realisations: int, first: int
     if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
         raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
     indices = range(int(first), int(first) + int(n_realisations))
-    from tqdm.auto import tqdm
-    matrices = [measure_realisation(settings, i)
-                for i in tqdm(indices, disable=not progress, desc="realisations", file=sys.stderr)]
+    if progress:
+        # imported only when asked for: tqdm.auto warns on stderr inside a notebook without widgets
+        from tqdm.auto import tqdm
+        indices = tqdm(indices, desc="realisations", file=sys.stderr)
+    matrices = [measure_realisation(settings, i) for i in indices]
     return TransferMeasurement(settings=settings, per_realisation=np.stack(matrices),
                                aliasing_scale=aliasing_scale(settings))
 

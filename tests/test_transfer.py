@@ -148,3 +148,14 @@ def test_cli_help_shows_defaults_and_units():
     proc = _cli("--help")
     assert proc.returncode == 0
     assert "default: 50.0" in proc.stdout and "1/r_g" in proc.stdout
+
+
+def test_register_adds_the_transfer_subcommand_to_the_qlt_parser():
+    from qltlib.cli import _ArgumentParser
+    from qltlib.transfer_cli import register
+
+    parser = _ArgumentParser(prog="qlt")
+    register(parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser))
+    args = parser.parse_args(["transfer", "--alpha", "10", "--lmax", "6", "--grid", "auto"])
+    assert (args.alpha, args.lmax, args.grid, args.realisations) == (10.0, 6, None, 20)
+    assert callable(args.func)
