@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import tempfile
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -199,11 +201,9 @@ def _load_or_build(lmax: int) -> dict:
 def _load_or_build_exact(lmax: int) -> dict:
     tag = hashlib.sha1(f"v{_TABLE_VERSION}-lmax{lmax}".encode()).hexdigest()[:12]
     path = cache_dir() / f"coupling_lmax{lmax}_{tag}.npz"
-    try:
-        with np.load(path) as f:
-            return {k: f[k] for k in ("l_a", "scalar", "tensor")}
-    except (OSError, KeyError, ValueError):
-        pass
+    cached = _read_cached_tables(path, lmax)
+    if cached is not None:
+        return cached
     arrays = _build_tables(lmax)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +215,32 @@ def _load_or_build_exact(lmax: int) -> dict:
     except OSError:
         pass  # a read-only home only costs speed
     return arrays
+
+
+def _read_cached_tables(path: Path, lmax: int) -> dict | None:
+    """Tables from the disk cache, or ``None`` if absent or unusable.
+
+    A file that exists but cannot be read back whole (truncated, corrupt, wrong shapes) is
+    reported on stderr in one line; the caller rebuilds it and overwrites the file.
+    """
+    if not path.exists():
+        return None
+    n = lmax + 1
+    expected = {"l_a": (n, n, n), "scalar": (n, n, n), "tensor": (n, n, n, 3)}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in expected}
+        wrong = [key for key, shape in expected.items() if arrays[key].shape != shape]
+        if wrong:
+            raise ValueError(f"unexpected shape of {', '.join(wrong)}")
+        if not all(np.all(np.isfinite(arrays[key])) for key in ("scalar", "tensor")):
+            raise ValueError("non-finite entries")
+        return arrays
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"qltlib: Wigner-table cache {path} is unreadable ({reason}); "
+                         "rebuilding it\n")
+        return None
 
 
 def coupling_tables(lmax: int) -> CouplingTables:

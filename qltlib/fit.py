@@ -49,6 +49,7 @@ from scipy.special import digamma, polygamma
 from .data import load_dataset
 from .sky import cached_pseudo_cl_model, PseudoClModel
 from .spectrum import make_spectrum
+from .transport import ALPHA_MIN_THEORY, check_resources
 from .units import PAPER_K0, PAPER_K1
 
 #: Default multipole range of the fit. l = 1 is left out: the observed dipole is set by the
@@ -61,8 +62,10 @@ DEFAULT_LMAX = 39
 #: Theory truncation: C_l enters up to this l (it feeds l <= 40 through the mask); 100 as in the
 #: steady-state chapter.
 DEFAULT_LMAX_THEORY = 100
-#: Range of alpha = k1 c Delta T explored, and the spacing of the theory table (dex).
-ALPHA_RANGE = (1.0, 1000.0)
+#: Range of alpha = k1 c Delta T explored, and the spacing of the theory table (dex). The lower
+#: edge is the theory's (alpha = k1 c Delta T >> 1, :data:`qltlib.transport.ALPHA_MIN_THEORY`):
+#: a fit does not wander where the steady state no longer applies.
+ALPHA_RANGE = (ALPHA_MIN_THEORY, 1000.0)
 THEORY_GRID_STEP_DEX = 0.2
 #: Digitisation accuracy of the IceCube numbers if the registry gives none.
 DEFAULT_DIGITISATION_DEX = 0.03
@@ -315,7 +318,11 @@ class FitResult:
 
     ``at_bound`` names the parameters whose best fit lies on the edge of the explored range
     (``alpha``: the tabulated range; ``kg2``/``noise``: negligible contribution). Their symmetric
-    error is ``None``; for ``alpha`` the profile-likelihood interval then is one-sided.
+    error is ``None``. ``alpha_interval`` is the 68 per cent interval; an end that lies beyond
+    the explored range (or on the side of the edge where ``alpha`` sits) is ``None``, and
+    ``alpha_interval_kind`` says which: ``two-sided``, ``upper limit`` (no lower end),
+    ``lower limit`` (no upper end), ``unconstrained`` (neither) or ``undetermined`` (no
+    covariance). Every ``None`` end has a note in ``notes`` saying why.
     """
 
     alpha: float
@@ -337,6 +344,7 @@ class FitResult:
     reweightings: int = 0
     settings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    alpha_interval_kind: str = "undetermined"
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (the ``qlt fit`` output); ``kg2`` in units of ``c k_0``."""
@@ -345,7 +353,8 @@ class FitResult:
 
         interval = None if self.alpha_interval is None else [num(v) for v in self.alpha_interval]
         return {
-            "alpha": {"value": num(self.alpha), "err": num(self.alpha_err), "interval68": interval},
+            "alpha": {"value": num(self.alpha), "err": num(self.alpha_err), "interval68": interval,
+                      "interval_kind": self.alpha_interval_kind},
             "kg2": {"value": num(self.kg2), "err": num(self.kg2_err), "unit": "c k0"},
             "noise": {"value": num(self.noise), "err": num(self.noise_err)},
             "chi2": num(self.chi2),
@@ -443,9 +452,6 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
     names = ("alpha", "kg2", "noise")
     on_bound = (point - lower < _BOUND_TOLERANCE) | (upper - point < _BOUND_TOLERANCE)
     at_bound = [name for name, flag in zip(names, on_bound) if flag]
-    if on_bound[0]:
-        notes.append(f"alpha on the edge of the explored range {theory.alpha_range[0]:g}.."
-                     f"{theory.alpha_range[1]:g}: its interval is one-sided")
     if on_bound[2]:
         notes.append("noise negligible (on its lower bound)")
 
@@ -453,7 +459,7 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
     # the one-sided end of its interval from the local slope
     free = [i for i in range(3) if not on_bound[i] or i == 0]
     errors = [None, None, None]
-    interval = (None, None)
+    sigma_log_alpha = None
     try:
         cov = likelihood.sandwich_covariance(point, free)
         sigma = np.sqrt(np.diag(cov))
@@ -462,25 +468,64 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
         for k, i in enumerate(free):
             if not on_bound[i]:
                 errors[i] = float(math.exp(point[i]) * sigma[k])
-        sigma_log_alpha = sigma[free.index(0)]
-        ends = (point[0] - sigma_log_alpha, point[0] + sigma_log_alpha)
-        interval = tuple(math.exp(u) if lo_bound - 1e-9 <= u <= hi_bound + 1e-9 else None
-                         for u in ends)
-        if on_bound[0]:
-            interval = ((None, interval[1]) if point[0] - lo_bound < hi_bound - point[0]
-                        else (interval[0], None))
+        sigma_log_alpha = float(sigma[free.index(0)])
     except np.linalg.LinAlgError:
-        notes.append("sandwich covariance singular: errors undetermined")
+        notes.append("sandwich covariance singular: errors and the alpha interval undetermined")
+    interval, interval_kind, interval_notes = _alpha_interval(point[0], sigma_log_alpha,
+                                                              theory.alpha_range)
+    notes.extend(interval_notes)
 
     alpha, kg2, noise = np.exp(point)
     mean, _, log_mean, log_cov = likelihood.moments(alpha, kg2, noise)
     return FitResult(
         alpha=float(alpha), alpha_err=errors[0], alpha_interval=interval,
+        alpha_interval_kind=interval_kind,
         kg2=float(kg2), kg2_err=errors[1], noise=float(noise), noise_err=errors[2],
         chi2=likelihood.chi2(alpha, kg2, noise), ndof=int(likelihood.ell.size - 3),
         converged=converged, at_bound=at_bound, ell=likelihood.ell.copy(),
         cl_obs=likelihood.cl_obs.copy(), model_mean=mean, model_log_mean=log_mean,
         model_log_sd=np.sqrt(np.diag(log_cov)), reweightings=reweightings, notes=notes)
+
+
+def _alpha_interval(log_alpha: float, sigma_log_alpha: float | None, alpha_range) -> tuple:
+    """68 per cent interval ``alpha exp(+-sigma_{ln alpha})`` within the explored range.
+
+    Returns ``((lower, upper), kind, notes)``. An end is ``None`` when the best fit sits on that
+    edge of the range (the interval is one-sided there) or when it falls beyond the range (the
+    data do not bound ``alpha`` on that side); each ``None`` comes with a note.
+    """
+    lo, hi = (float(a) for a in alpha_range)
+    edges = f"{lo:g}..{hi:g}"
+    theory_edge = (f" (the theory needs alpha = k1 c Delta T >> 1, alpha >= {ALPHA_MIN_THEORY:g})"
+                   if lo == ALPHA_MIN_THEORY else "")
+    if sigma_log_alpha is None:
+        return (None, None), "undetermined", []
+    notes = []
+    at_lower = log_alpha - math.log(lo) < _BOUND_TOLERANCE
+    at_upper = math.log(hi) - log_alpha < _BOUND_TOLERANCE
+    lower = math.exp(log_alpha - sigma_log_alpha)
+    upper = math.exp(log_alpha + sigma_log_alpha)
+    if at_lower:
+        notes.append(f"alpha on the lower edge {lo:g} of the explored range {edges}{theory_edge}; "
+                     "the data prefer smaller alpha: the interval is one-sided, no lower end")
+        lower = None
+    elif lower < lo * (1 - 1e-9):
+        notes.append(f"68% interval reaches below the explored range {edges}{theory_edge}: "
+                     "no lower end")
+        lower = None
+    if at_upper:
+        notes.append(f"alpha on the upper edge {hi:g} of the explored range {edges}: the interval "
+                     "is one-sided, no upper end")
+        upper = None
+    elif upper > hi * (1 + 1e-9):
+        notes.append(f"68% interval reaches above the explored range {edges}: no upper end")
+        upper = None
+    kind = {(True, True): "two-sided", (False, True): "upper limit",
+            (True, False): "lower limit", (False, False): "unconstrained"}[
+                (lower is not None, upper is not None)]
+    if kind == "unconstrained":
+        notes.append(f"alpha is not constrained by these data within {edges}")
+    return (lower, upper), kind, notes
 
 
 def build_likelihood(dataset: str = "icecube-12yr", energy_tev: float = 13.0,
@@ -503,6 +548,13 @@ def build_likelihood(dataset: str = "icecube-12yr", energy_tev: float = 13.0,
         raise ValueError(f"need integers 1 <= lmin < lmax, got lmin={lmin!r}, lmax={lmax!r}")
     if int(lmax_theory) != lmax_theory or lmax_theory < lmax:
         raise ValueError(f"lmax_theory must be an integer >= lmax = {lmax}, got {lmax_theory!r}")
+    data_lmax = int(np.max(energy_bin.ell))
+    if lmax > data_lmax:
+        raise ValueError(f"lmax = {lmax} is beyond the data: {dataset} at "
+                         f"{energy_bin.energy_tev:g} TeV ends at l = {data_lmax}")
+    spectrum_model = make_spectrum(spectrum, float(k0), float(k1))
+    n_nodes = max(4, int(round(math.log10(ALPHA_RANGE[1] / ALPHA_RANGE[0]) / THEORY_GRID_STEP_DEX)) + 1)
+    check_resources(spectrum_model, ALPHA_RANGE[1], int(lmax_theory), solves=n_nodes)
     selected = energy_bin.select(lmin, lmax)
     if np.count_nonzero(selected) < 4:
         raise ValueError(f"only {np.count_nonzero(selected)} data points in l = {lmin}..{lmax}; "

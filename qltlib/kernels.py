@@ -212,8 +212,37 @@ def kappa_matrix(lmax: int, spectrum: TurbulenceSpectrum, delta_t: float) -> np.
     of the ``h_l`` under the weight ``g/k^2``).
     """
     quad = WavenumberQuadrature(spectrum, delta_t)
-    h = h_table(lmax, quad.nodes)
-    return (h * quad.weights[None, :]) @ h.T
+    # the nodes grow like alpha = k1 Delta T (16 per unit of x): take them in blocks so that
+    # alpha = 1e5 needs KAPPA_BLOCK_BYTES, not gigabytes; one block (bit-identical to the
+    # unblocked sum) for every alpha <= ~2000 at lmax <= 200
+    block = max(1024, KAPPA_BLOCK_BYTES // h_table_bytes_per_node(lmax))
+    kappa = np.zeros((int(lmax) + 1, int(lmax) + 1))
+    for start in range(0, quad.nodes.size, block):
+        h = h_table(lmax, quad.nodes[start:start + block])
+        kappa += (h * quad.weights[None, start:start + block]) @ h.T
+    return kappa
+
+
+#: Working memory of one block of wavenumber nodes in :func:`kappa_matrix` (bytes).
+KAPPA_BLOCK_BYTES = 256 * 2**20
+
+
+def h_table_bytes_per_node(lmax: int) -> int:
+    """Peak memory of :func:`h_table` per argument ``x`` (bytes).
+
+    Six float rows of length ``lmax + margin`` (the Bessel table, the continued-fraction ratios,
+    both recurrences, the result and a temporary): an upper bound of the measured ~3.
+    """
+    return 8 * 6 * (int(lmax) + _ratio_margin(int(lmax)) + 3)
+
+
+def quadrature_node_count(spectrum: TurbulenceSpectrum, delta_t: float) -> int:
+    """Number of nodes of :class:`WavenumberQuadrature`, an upper bound (coinciding breaks of the
+    two grids merge), without building it."""
+    x0, x1 = spectrum.k0 * delta_t, spectrum.k1 * delta_t
+    n_geo = int(math.ceil(math.log2(x1 / x0))) + 1
+    n_lin = max(65, int(math.ceil(x1)) + 1)
+    return NODES_PER_PANEL * (n_geo + n_lin)
 
 
 def h_limit(l) -> np.ndarray:

@@ -28,6 +28,26 @@ from .units import MEAN_SQUARE_GYROFREQUENCY, PAPER_K0, PAPER_K1
 G_INTEGRAL = MEAN_SQUARE_GYROFREQUENCY / (8.0 * math.pi)
 
 
+#: Wavenumbers accepted for ``k0`` and ``k1`` (units ``1/r_g``). Far outside, the kernel weights
+#: ``g(k) Delta T / (k Delta T)^2`` under- or overflow double precision (``k0 = 1e299`` gave a
+#: singular transition matrix); 1e-30..1e30 leaves room for any physical band and its squares.
+WAVENUMBER_RANGE = (1e-30, 1e30)
+
+
+def _wavenumber(name: str, value) -> float:
+    """``value`` as a float, or a ValueError naming ``name`` if not finite and in range."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+    lo, hi = WAVENUMBER_RANGE
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must lie in {lo:g}..{hi:g} (units 1/r_g), got {value!r}")
+    return value
+
+
 class TurbulenceSpectrum:
     """One-dimensional turbulence spectrum ``g(k)`` on ``[k0, k1]`` (units of ``1/r_g``).
 
@@ -43,11 +63,9 @@ class TurbulenceSpectrum:
     name = "custom"
 
     def __init__(self, k0: float = PAPER_K0, k1: float = PAPER_K1):
-        k0 = float(k0)
-        k1 = float(k1)
-        if not (np.isfinite(k0) and k0 > 0):
-            raise ValueError(f"k0 must be a positive number, got {k0!r}")
-        if not (np.isfinite(k1) and k1 > k0):
+        k0 = _wavenumber("k0", k0)
+        k1 = _wavenumber("k1", k1)
+        if not k1 > k0:
             raise ValueError(f"k1 must be larger than k0 (k0={k0!r}, k1={k1!r})")
         self.k0 = k0
         self.k1 = k1

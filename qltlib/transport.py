@@ -13,13 +13,15 @@ and the steady state (3.7) solves ``A C = s`` on ``l = 1..lmax`` with the source
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg
 
 from .angular import coupling_tables
-from .kernels import kappa_matrix, lambda_kernel
+from .kernels import (KAPPA_BLOCK_BYTES, h_table_bytes_per_node, kappa_matrix, lambda_kernel,
+                      quadrature_node_count)
 from .spectrum import TurbulenceSpectrum
 from .units import PAPER_KG2_IN_CK0
 
@@ -100,6 +102,145 @@ class PairMatrices:
         return m
 
 
+#: Smallest ``alpha = k1 c Delta T`` inside the theory. The paper's expansion needs
+#: ``k1 c Delta T >> 1`` (the step must be long against the decorrelation time of the smallest
+#: turbulent scale); ``>> 1`` is taken as at least one decade. The *numerical* breakdown lies far
+#: below (``benchmarks/alpha_domain.py``, see :func:`theory_domain_violation`), so this bound is
+#: set by the theory, not by round-off.
+ALPHA_MIN_THEORY = 10.0
+
+
+def theory_domain_violation(spectrum: TurbulenceSpectrum, alpha: float, lmax: int) -> str | None:
+    """Why ``(spectrum, alpha, lmax)`` lies outside the steady-state theory, or ``None``.
+
+    Parameters
+    ----------
+    spectrum : TurbulenceSpectrum
+    alpha : float
+        ``k1 c Delta T``.
+    lmax : int
+        Truncation of the steady-state system.
+
+    Returns
+    -------
+    str or None
+        A one-line reason (it states the condition ``alpha >> 1``), ``None`` inside.
+
+    Notes
+    -----
+    The rule is ``alpha >= ALPHA_MIN_THEORY = 10``. Measured with ``benchmarks/alpha_domain.py``
+    (alpha lowered from 1e3 in 0.25-dex steps until some ``C_l <= 0``): the steady state stays
+    physical far below it. For ``k1/k0 = 1e5`` (the paper's band) and ``lmax = 100`` the first
+    negative ``C_l`` appears at ``alpha = 1.8e-5`` (white), ``5.6e-4`` (Kolmogorov) and
+    ``3.2e-5`` (``g ~ 1/k``); for ``lmax = 10`` at ``1.8e-7``, ``1.8e-5`` and ``5.6e-7``. The
+    breakdown is round-off: ``sum_l (2l+1) C_l`` is conserved, so the columns of ``M - 1``
+    cancel, and the rates left over shrink like ``(k_rms Delta T)^2``; it sets in near
+    ``k_rms Delta T ~ 1e-7 (lmax = 10) ... 1e-5 (lmax = 100)``, ``k_rms`` the energy-weighted rms
+    wavenumber. Extreme bands shift it up: Kolmogorov with ``k1/k0 = 1e20`` and ``lmax = 100``
+    still has negative ``C_l`` at ``alpha = 1e3``. No a-priori rule catches every such case,
+    so :func:`steady_state_spectrum` also checks its result (positive, finite ``C_l`` and ``K``).
+    """
+    del spectrum, lmax   # the theory's condition involves alpha alone; kept for the interface
+    alpha = float(alpha)
+    if not alpha >= ALPHA_MIN_THEORY:
+        return (f"alpha = {alpha:g} is outside the theory: the steady state needs "
+                f"alpha = k1 c Delta T >> 1 (accepted: alpha >= {ALPHA_MIN_THEORY:g}; measured, "
+                f"C_l turn negative below alpha ~ 2e-5 (white) to 6e-4 (Kolmogorov) for "
+                f"k1/k0 = 1e5, lmax = 100: benchmarks/alpha_domain.py)")
+    return None
+
+
+#: Refuse a steady state estimated to need more than this many seconds (one core).
+MAX_ESTIMATED_SECONDS = 600.0
+#: ... or more than this fraction of the memory available now.
+MAX_MEMORY_FRACTION = 0.5
+#: Cost model, measured on a 2-core x86-64 build machine with :func:`qltlib.angular._build_tables`
+#: and :func:`qltlib.kernels.kappa_matrix` (lmax 40-160, alpha 1e3-3e4): building the Wigner
+#: tables peaks at 7.4 times their 40 (lmax+1)^3 bytes and takes 17 s at lmax = 160, growing
+#: like lmax^4; the kernel costs 1.0e-8 s per node and Bessel order plus 7.7e-10 s per node and
+#: pair of orders (the Gram product).
+_TABLE_PEAK_BYTES_PER_ENTRY = 300.0
+_TABLE_SECONDS_AT_161 = 17.3
+_KERNEL_SECONDS_PER_NODE_ORDER = 1.0e-8
+_KERNEL_SECONDS_PER_NODE_PAIR = 7.7e-10
+_BASELINE_BYTES = 150 * 2**20
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """Estimated peak memory (bytes) and time (seconds) of one steady-state solve."""
+
+    memory_bytes: float
+    seconds: float
+
+    def describe(self) -> str:
+        """``"about 37 GiB of memory and 27 min"``."""
+        gib = self.memory_bytes / 2**30
+        memory = f"{gib:.2g} GiB" if gib >= 0.1 else f"{self.memory_bytes / 2**20:.0f} MiB"
+        seconds = self.seconds
+        duration = ("under 1 s" if seconds < 1 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+                    if seconds < 7200 else f"{seconds / 3600:.2g} h")
+        return f"about {memory} of memory and {duration}"
+
+
+def estimate_resources(spectrum: TurbulenceSpectrum, alpha: float, lmax: int) -> ResourceEstimate:
+    """Memory and time of :func:`steady_state_spectrum` before anything is allocated.
+
+    Notes
+    -----
+    Wigner tables (built once per ``lmax``, then read from the disk cache) scale like
+    ``lmax^3`` in memory and ``lmax^4`` in time; the kernel ``kappa`` over ``l <= 2 lmax`` like
+    the number of wavenumber nodes (``16 alpha`` for ``alpha >> 1``) times ``lmax^2``, in blocks
+    of bounded memory. Constants are measured (see the module constants); expect a factor of
+    two between machines.
+    """
+    entries = (float(lmax) + 1.0) ** 3
+    delta_t = float(alpha) / spectrum.k1
+    nodes = float(quadrature_node_count(spectrum, delta_t))
+    orders = 2.0 * float(lmax) + 1.0
+    node_bytes = h_table_bytes_per_node(2 * int(lmax))
+    kernel_bytes = min(nodes * node_bytes, max(KAPPA_BLOCK_BYTES, 1024 * node_bytes)) + 64.0 * nodes
+    memory = _BASELINE_BYTES + _TABLE_PEAK_BYTES_PER_ENTRY * entries + kernel_bytes
+    seconds = (_TABLE_SECONDS_AT_161 * entries ** (4.0 / 3.0) / 161.0 ** 4
+               + nodes * (_KERNEL_SECONDS_PER_NODE_ORDER * node_bytes / 48.0
+                          + _KERNEL_SECONDS_PER_NODE_PAIR * orders ** 2))
+    return ResourceEstimate(memory_bytes=memory, seconds=seconds)
+
+
+def available_memory_bytes() -> float:
+    """Memory available to a new allocation now (``MemAvailable``; total memory as fallback)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf
+
+
+def check_resources(spectrum: TurbulenceSpectrum, alpha: float, lmax: int, solves: int = 1,
+                    available_bytes: float | None = None,
+                    max_seconds: float = MAX_ESTIMATED_SECONDS) -> ResourceEstimate:
+    """Refuse (``ValueError``, one line) a computation this machine cannot do.
+
+    ``solves`` steady states at ``(alpha, lmax)`` may use at most ``MAX_MEMORY_FRACTION`` of the
+    available memory and ``max_seconds``; the message says what the run would need.
+    """
+    estimate = estimate_resources(spectrum, alpha, lmax)
+    total = ResourceEstimate(estimate.memory_bytes, estimate.seconds * int(solves))
+    available = available_memory_bytes() if available_bytes is None else float(available_bytes)
+    if total.memory_bytes > MAX_MEMORY_FRACTION * available or total.seconds > max_seconds:
+        raise ValueError(
+            f"lmax = {int(lmax)}, alpha = {float(alpha):g} would need {total.describe()}; this "
+            f"machine allows {MAX_MEMORY_FRACTION * available / 2**30:.3g} GiB (half the available "
+            f"memory) and {max_seconds / 60:g} min")
+    return total
+
+
 def _check_lmax(lmax) -> int:
     if int(lmax) != lmax or lmax < 2:
         raise ValueError(f"lmax must be an integer >= 2, got {lmax!r}")
@@ -141,7 +282,12 @@ def pair_transition_matrix(spectrum: TurbulenceSpectrum, alpha: float, lmax: int
 
 
 def _transition_from(mats: PairMatrices, coupling: bool) -> np.ndarray:
-    return ((mats.m0 - mats.total(coupling)) / mats.delta_t)[1:, 1:]
+    # (1 - M) without forming 1 + (M - 1): at small alpha the entries of M - 1 fall to ~1e-11
+    # and adding the identity first would round most of their digits away
+    change = 2.0 * mats.m1a
+    if coupling:
+        change = change + mats.m1c0 + mats.m1c2
+    return (-change / mats.delta_t)[1:, 1:]
 
 
 @dataclass(frozen=True)
@@ -200,12 +346,36 @@ def steady_state_spectrum(spectrum: TurbulenceSpectrum, alpha: float, lmax: int,
     rhs = _source_vector(spectrum, lmax, kg2, source)
     mats = diagram_matrices(spectrum, alpha, lmax)
     a = _transition_from(mats, coupling)
-    c_ell = np.linalg.solve(a, rhs)
     nu_1 = -mats.m1a[1, 1] / mats.delta_t  # M^(1a)_11 = -nu_1 Delta T (one particle)
+    try:
+        c_ell = np.linalg.solve(a, rhs)
+    except np.linalg.LinAlgError:
+        c_ell = np.full(lmax, np.nan)
+    _check_physical(c_ell, nu_1, alpha, coupling)
     settings = dict(spectrum.describe(), alpha=alpha, lmax=lmax, kg2=kg2, coupling=coupling,
                     source=source, delta_t=mats.delta_t)
     return SteadyState(ell=np.arange(1, lmax + 1), C_ell=c_ell, nu_1=nu_1, K=1.0 / (3.0 * nu_1),
                        alpha=alpha, delta_t=mats.delta_t, settings=settings)
+
+
+def _check_physical(c_ell: np.ndarray, nu_1: float, alpha: float, coupling: bool) -> None:
+    """Raise ``ValueError`` unless ``K`` and every ``C_l`` are finite and positive.
+
+    Without coupling only the dipole is fed, and ``C_{l >= 2} = 0`` exactly is physical.
+    """
+    positive = (c_ell > 0) if coupling else c_ell >= 0
+    positive[0] = c_ell[0] > 0
+    bad = np.flatnonzero(~(np.isfinite(c_ell) & positive)) + 1
+    if bad.size == 0 and math.isfinite(nu_1) and nu_1 > 0:
+        return
+    if bad.size:
+        where = (f"C_l <= 0 or not finite at l = {', '.join(map(str, bad[:5]))}"
+                 + (", ..." if bad.size > 5 else ""))
+    else:
+        where = f"nu_1 = {nu_1:g}, so K = 1/(3 nu_1) is not positive"
+    raise ValueError(f"steady state not physical at alpha = {alpha:g} ({where}): the theory "
+                     f"needs alpha = k1 c Delta T >> 1 and rates above round-off "
+                     f"(see benchmarks/alpha_domain.py)")
 
 
 def _source_vector(spectrum: TurbulenceSpectrum, lmax: int, kg2: float, source: str) -> np.ndarray:

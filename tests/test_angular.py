@@ -78,3 +78,38 @@ def test_tables_are_cached_on_disk(tmp_path, monkeypatch):
     np.testing.assert_array_equal(first.tensor, second.tensor)
     angular._load_or_build.cache_clear()
     angular._largest_tables.clear()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_cache_file_is_reported_and_rebuilt(tmp_path, monkeypatch, capsys, damage):
+    """Issue 11 defect 3: a truncated cache file gave a zipfile.BadZipFile traceback."""
+    import qltlib.angular as angular
+    monkeypatch.setenv("QLT_CACHE_DIR", str(tmp_path))
+    fresh = angular._load_or_build_exact(6)
+    (path,) = tmp_path.glob("coupling_lmax6_*.npz")
+    content = path.read_bytes()
+    path.write_bytes({"truncate": content[: len(content) // 2], "garbage": b"x" * 4096,
+                      "empty": b""}[damage])
+    capsys.readouterr()
+    rebuilt = angular._load_or_build_exact(6)
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "unreadable" in err and path.name in err and "rebuilding" in err
+    for key in ("l_a", "scalar", "tensor"):
+        np.testing.assert_array_equal(rebuilt[key], fresh[key])
+    assert path.read_bytes() == content          # the file was rewritten whole
+    angular._load_or_build_exact(6)
+    assert capsys.readouterr().err == ""         # and is trusted again
+
+
+def test_cache_file_with_wrong_shapes_is_rebuilt(tmp_path, monkeypatch, capsys):
+    import qltlib.angular as angular
+    monkeypatch.setenv("QLT_CACHE_DIR", str(tmp_path))
+    angular._load_or_build_exact(6)
+    (path,) = tmp_path.glob("coupling_lmax6_*.npz")
+    small = angular._build_tables(4)
+    with open(path, "wb") as fh:
+        np.savez(fh, **small)
+    rebuilt = angular._load_or_build_exact(6)
+    assert rebuilt["tensor"].shape == (7, 7, 7, 3)
+    assert "unexpected shape" in capsys.readouterr().err

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from qltlib import fit_cli
-from qltlib.fit import (DEFAULT_LMAX, DEFAULT_LMAX_THEORY, DEFAULT_LMIN, PseudoClLikelihood,
-                        build_likelihood, cached_theory_grid, fit_energy_bin, fit_likelihood)
+from qltlib.fit import (ALPHA_RANGE, DEFAULT_LMAX, DEFAULT_LMAX_THEORY, DEFAULT_LMIN,
+                        PseudoClLikelihood, _alpha_interval, build_likelihood,
+                        cached_theory_grid, fit_energy_bin, fit_likelihood)
+from qltlib.transport import ALPHA_MIN_THEORY
 from qltlib.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
 
 LMAX_FIT = 39
@@ -22,11 +24,11 @@ def theory():
 
 
 def test_theory_table_interpolates_the_steady_state(theory):
-    for alpha in (3.3, 47.0, 610.0):      # between the nodes
+    for alpha in (13.3, 47.0, 610.0):     # between the nodes
         np.testing.assert_allclose(theory.cl(alpha)[1:], theory.direct(alpha)[1:], rtol=1e-2)
     assert theory.cl(50.0)[0] == 0.0
     with pytest.raises(ValueError, match="outside the tabulated range"):
-        theory.cl(0.5)
+        theory.cl(5.0)
 
 
 def test_fit_recovers_parameters_of_an_exact_synthetic_data_set(theory):
@@ -125,3 +127,77 @@ def test_cli_help_quotes_the_library_defaults():
     assert f"default {DEFAULT_LMIN}" in helps["lmin"]
     assert f"default {DEFAULT_LMAX}" in helps["lmax"]
     assert f"default {DEFAULT_LMAX_THEORY}" in helps["lmax_theory"]
+
+
+# --- issue 11 defect 9: intervals, at_bound and notes agree; alpha only where the theory holds --
+
+def test_fit_searches_alpha_only_inside_the_theory(theory):
+    """The fits at 240 TeV and 5.3 PeV ended on alpha = 1, outside alpha >> 1."""
+    assert ALPHA_RANGE[0] >= ALPHA_MIN_THEORY
+    assert theory.alpha_range[0] >= ALPHA_MIN_THEORY
+    assert 10.0 ** theory.log10_alpha_nodes[0] >= ALPHA_MIN_THEORY * (1 - 1e-12)
+
+
+def _explained(result_dict):
+    """Every null end of the interval has a note; the kind matches the ends."""
+    lo, hi = result_dict["alpha"]["interval68"]
+    kind = result_dict["alpha"]["interval_kind"]
+    notes = " ".join(result_dict["notes"])
+    expected_kind = {(True, True): "two-sided", (False, True): "upper limit",
+                     (True, False): "lower limit", (False, False): "unconstrained"}
+    if kind != "undetermined":
+        assert kind == expected_kind[(lo is not None, hi is not None)]
+    if lo is None:
+        assert "no lower end" in notes or "undetermined" in notes
+    if hi is None:
+        assert "no upper end" in notes or "undetermined" in notes
+    if "alpha" in result_dict["at_bound"]:
+        assert "edge" in notes and "one-sided" in notes
+        assert kind in ("upper limit", "lower limit", "unconstrained")
+
+
+@pytest.mark.parametrize("log_alpha, sigma, kind, ends", [
+    (math.log(50.0), 0.5, "two-sided", (True, True)),
+    (math.log(50.0), 2.5, "upper limit", (False, True)),    # reaches below 10
+    (math.log(50.0), 8.0, "unconstrained", (False, False)),  # the 130 TeV case
+    (math.log(10.0), 0.5, "upper limit", (False, True)),     # on the lower edge
+    (math.log(10.0), 9.0, "unconstrained", (False, False)),
+    (math.log(1000.0), 0.5, "lower limit", (True, False)),   # on the upper edge
+])
+def test_alpha_interval_cases(log_alpha, sigma, kind, ends):
+    (lo, hi), got_kind, notes = _alpha_interval(log_alpha, sigma, ALPHA_RANGE)
+    assert got_kind == kind
+    assert (lo is not None, hi is not None) == ends
+    if lo is not None:
+        assert ALPHA_RANGE[0] <= lo < math.exp(log_alpha)
+    if hi is not None:
+        assert math.exp(log_alpha) < hi <= ALPHA_RANGE[1]
+    at_bound = (["alpha"] if min(abs(log_alpha - math.log(a)) for a in ALPHA_RANGE) < 0.05
+                else [])
+    _explained({"alpha": {"interval68": [lo, hi], "interval_kind": got_kind},
+                "notes": notes, "at_bound": at_bound})
+    assert _alpha_interval(log_alpha, None, ALPHA_RANGE)[1] == "undetermined"
+
+
+def test_unconstrained_bin_explains_its_null_interval():
+    """130 TeV gave `interval68: [null, null]` with empty at_bound and notes."""
+    summary = fit_energy_bin("icecube-12yr", 130).to_dict()
+    _explained(summary)
+    assert summary["notes"]
+    json.dumps(summary, allow_nan=False)
+
+
+def test_lmax_beyond_the_data_is_refused():
+    """`qlt fit --lmax 100` was accepted silently although the data end at l = 40."""
+    with pytest.raises(ValueError, match=r"lmax = 100 is beyond the data: .* ends at l = 40"):
+        build_likelihood("icecube-12yr", 13, lmax=100, lmax_theory=100)
+
+
+def test_lmax_theory_beyond_the_machine_is_refused():
+    with pytest.raises(ValueError, match="would need about"):
+        build_likelihood("icecube-12yr", 13, lmax_theory=100000)
+
+
+def test_cli_help_quotes_the_alpha_range():
+    helps = _parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    assert f"{ALPHA_RANGE[0]:g}..{ALPHA_RANGE[1]:g}" in " ".join(helps.split())

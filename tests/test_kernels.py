@@ -464,3 +464,42 @@ def test_wavenumber_quadrature_weights():
     for bad in [0.0, -1.0, float("nan"), float("inf")]:
         with pytest.raises(ValueError, match="Delta T"):
             WavenumberQuadrature(WhiteNoiseSpectrum(), bad)
+
+
+def test_kappa_for_large_alpha_stays_within_its_memory_block():
+    """Issue 11 defect 7: `qlt spectrum --alpha 1e5` passed 4 GB (every node's Bessel table at
+    once). The nodes are now taken in blocks of KAPPA_BLOCK_BYTES."""
+    import tracemalloc
+
+    from qltlib import kernels
+    from qltlib.spectrum import WhiteNoiseSpectrum
+
+    spectrum = WhiteNoiseSpectrum(1e-3, 1e2)
+    delta_t = 1e4 / spectrum.k1
+    nodes = kernels.quadrature_node_count(spectrum, delta_t)
+    assert 0.99 * nodes <= kernels.WavenumberQuadrature(spectrum, delta_t).nodes.size <= nodes
+    lmax = 40
+    unblocked_bytes = nodes * kernels.h_table_bytes_per_node(lmax)
+    assert unblocked_bytes > 2 * kernels.KAPPA_BLOCK_BYTES   # the case needs several blocks
+    tracemalloc.start()
+    try:
+        kappa = kernels.kappa_matrix(lmax, spectrum, delta_t)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.2 * kernels.KAPPA_BLOCK_BYTES + 100 * nodes
+    # still a Gram matrix (the blocked sum equals the whole one: next test)
+    assert np.all(np.isfinite(kappa)) and np.allclose(kappa, kappa.T, rtol=1e-12, atol=0)
+    assert np.all(np.linalg.eigvalsh(kappa) > -1e-12 * np.abs(kappa).max())
+
+
+def test_blocked_kappa_equals_one_block(monkeypatch):
+    from qltlib import kernels
+    from qltlib.spectrum import KolmogorovSpectrum
+
+    spectrum = KolmogorovSpectrum(1e-3, 1e2)
+    delta_t = 300.0 / spectrum.k1
+    whole = kernels.kappa_matrix(30, spectrum, delta_t)
+    monkeypatch.setattr(kernels, "KAPPA_BLOCK_BYTES", 1)    # 1024-node blocks
+    blocked = kernels.kappa_matrix(30, spectrum, delta_t)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-12, atol=1e-15 * np.abs(whole).max())

@@ -166,3 +166,17 @@ def test_make_spectrum_known_names(name):
 def test_make_spectrum_unknown_name_raises(name):
     with pytest.raises(ValueError, match="unknown spectrum"):
         make_spectrum(name)
+
+
+@pytest.mark.parametrize("k0, k1, message", [
+    (1e-3, float("inf"), "k1 must be a finite positive number"),
+    (float("inf"), 1e2, "k0 must be a finite positive number"),
+    (1e299, 1e300, "k0 must lie in"),
+    (1e-3, 1e300, "k1 must lie in"),
+    (1e-300, 1e2, "k0 must lie in"),
+])
+def test_out_of_range_wavenumbers_get_a_message_that_says_what_is_wrong(k0, k1, message):
+    """Issue 11 defect 8: `--k1 inf` said `k1 must be larger than k0`, `--k0 1e299 --k1 1e300`
+    ended in `Singular matrix`."""
+    with pytest.raises(ValueError, match=message):
+        make_spectrum("white", k0, k1)

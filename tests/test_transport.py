@@ -107,3 +107,62 @@ def test_invalid_parameters(bad, match):
     kwargs.update(bad)
     with pytest.raises(ValueError, match=match):
         steady_state_spectrum(WHITE, **kwargs)
+
+
+# --- issue 11: input outside the theory or the machine -------------------------------------
+
+from qltlib.transport import (ALPHA_MIN_THEORY, check_resources, estimate_resources,  # noqa: E402
+                              theory_domain_violation)
+
+
+def test_small_alpha_keeps_its_digits():
+    """1 - M was formed as 1 + (M - 1): at alpha = 1e-3 (nu_1 Delta T ~ 3e-11) that rounded the
+    rates away and C_1 came out as -6e7 (issue 11 defect 5). Power conservation is exact, so
+    the steady state is positive there."""
+    result = steady_state_spectrum(WHITE, 1e-3, lmax=100)
+    assert np.all(result.C_ell > 0) and result.K > 0
+
+
+@pytest.mark.parametrize("spectrum, alpha", [(WHITE, 1e-8), (WHITE, 1e-300),
+                                             (KolmogorovSpectrum(1e-10, 1e10), 50.0)])
+def test_unphysical_steady_state_is_refused(spectrum, alpha):
+    """Where round-off exceeds the rates the solve is refused, never returned negative/NaN."""
+    with pytest.raises(ValueError, match=r"not physical.*alpha = k1 c Delta T >> 1"):
+        steady_state_spectrum(spectrum, alpha, lmax=100)
+
+
+def test_theory_domain_states_the_condition():
+    assert theory_domain_violation(WHITE, ALPHA_MIN_THEORY, 100) is None
+    assert theory_domain_violation(WHITE, 50.0, 100) is None
+    message = theory_domain_violation(WHITE, 1e-3, 100)
+    assert ">> 1" in message and "alpha = 0.001" in message and "\n" not in message
+
+
+def test_measured_breakdown_lies_far_below_the_theory_bound():
+    """benchmarks/alpha_domain.py: the numerical breakdown sits decades below alpha = 10, so the
+    theory's condition, not round-off, is the binding one (paper band, lmax = 10)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "alpha_domain.py"
+    module_spec = importlib.util.spec_from_file_location("alpha_domain", path)
+    benchmark = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(benchmark)
+    scan = benchmark.scan
+    for name in ("white", "kolmogorov", "logflat"):
+        row = scan(name, 1e-3, 1e2, 10, step_dex=1.0, alpha_top=1e2)
+        assert row["alpha_first_unphysical"] is not None, name
+        assert row["alpha_first_unphysical"] < 1e-3 * ALPHA_MIN_THEORY, name
+
+
+def test_resources_are_estimated_before_allocating():
+    """Issue 11 defect 7: lmax = 500 took > 4 GB, lmax = 1e5 died with MemoryError."""
+    small = estimate_resources(WHITE, 50.0, 100)
+    assert small.memory_bytes < 2**30 and small.seconds < 60
+    assert estimate_resources(WHITE, 1e5, 100).memory_bytes < 2**30     # blocked kernel
+    check_resources(WHITE, 50.0, 100, available_bytes=24 * 2**30)
+    for lmax in (500, 100000):
+        with pytest.raises(ValueError, match=r"would need about .* GiB of memory"):
+            check_resources(WHITE, 50.0, lmax, available_bytes=24 * 2**30)
+    with pytest.raises(ValueError, match="would need"):
+        check_resources(WHITE, 1e9, 20, available_bytes=24 * 2**30)    # too long
