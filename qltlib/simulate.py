@@ -439,15 +439,19 @@ PROCESS_BASE_BYTES = 400 * 2 ** 20
 
 
 def available_memory() -> int:
-    """Bytes of memory available to a new run (``MemAvailable``; total physical memory if unknown)."""
+    """Bytes of memory this machine can give one run: physical memory, or the cgroup limit if lower.
+
+    The capacity, not what happens to be free now: a run that fits is not refused because other
+    programs use memory at the moment, and the answer does not change from one call to the next.
+    """
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            memory = min(memory, int(limit))
+    except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return memory
 
 
 def usable_cores() -> int:
@@ -488,7 +492,7 @@ def _format_seconds(s: float) -> str:
 
 
 def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory: int | None = None) -> dict:
-    """Estimate memory and time of a run; ValueError (one line) if it needs more memory than there is.
+    """Estimate memory and time of a run; ValueError (one line) if it needs more memory than the machine has.
 
     Returns
     -------
@@ -502,7 +506,7 @@ def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory
         raise ValueError(
             f"nside {settings.nside} with {len(settings.times)} times and {workers} worker(s) needs about "
             f"{_format_bytes(need)} of memory ({settings.n_pix:,} particles per realisation) and about "
-            f"{_format_seconds(seconds)} per realisation; this machine has {_format_bytes(memory)} available")
+            f"{_format_seconds(seconds)} per realisation; this machine has {_format_bytes(memory)}")
     return {"bytes": need, "seconds_per_realisation": seconds}
 
 
@@ -983,7 +987,7 @@ def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
     need, memory = summary_memory(settings.nside, len(settings.times), lmax), available_memory()
     if need > memory:
         raise ValueError(f"summarising nside {settings.nside} at lmax {lmax} needs about {_format_bytes(need)} "
-                         f"of memory; this machine has {_format_bytes(memory)} available")
+                         f"of memory; this machine has {_format_bytes(memory)}")
     fingerprint = _file_fingerprint(out_dir, indices)
     cache_path = Path(out_dir) / STATISTICS_CACHE
     known = _read_statistics_cache(cache_path, lmax, settings) if cache else {}
