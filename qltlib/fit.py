@@ -106,8 +106,7 @@ class TheoryGrid:
         self.spectrum = make_spectrum(spectrum_name, k0, k1)
         self.lmax_theory = int(lmax_theory)
         lo, hi = (math.log10(a) for a in alpha_range)
-        n_nodes = max(4, int(round((hi - lo) / step_dex)) + 1)
-        self.log10_alpha_nodes = np.linspace(lo, hi, n_nodes)
+        self.log10_alpha_nodes = np.linspace(lo, hi, theory_node_count(alpha_range, step_dex))
         self.alpha_range = (float(alpha_range[0]), float(alpha_range[1]))
         self._solve = steady_state_spectrum
         table = np.array([self._direct(10.0 ** x) for x in self.log10_alpha_nodes])
@@ -129,6 +128,12 @@ class TheoryGrid:
             raise ValueError(f"alpha = {alpha:g} outside the tabulated range "
                              f"{self.alpha_range[0]:g}..{self.alpha_range[1]:g}")
         return np.concatenate([[0.0], np.exp(self._spline(x))])
+
+
+def theory_node_count(alpha_range=ALPHA_RANGE, step_dex: float = THEORY_GRID_STEP_DEX) -> int:
+    """Number of ``alpha`` nodes of a :class:`TheoryGrid` (steady states it solves)."""
+    span = math.log10(alpha_range[1]) - math.log10(alpha_range[0])
+    return max(4, int(round(span / step_dex)) + 1)
 
 
 @lru_cache(maxsize=8)
@@ -553,8 +558,8 @@ def build_likelihood(dataset: str = "icecube-12yr", energy_tev: float = 13.0,
         raise ValueError(f"lmax = {lmax} is beyond the data: {dataset} at "
                          f"{energy_bin.energy_tev:g} TeV ends at l = {data_lmax}")
     spectrum_model = make_spectrum(spectrum, float(k0), float(k1))
-    n_nodes = max(4, int(round(math.log10(ALPHA_RANGE[1] / ALPHA_RANGE[0]) / THEORY_GRID_STEP_DEX)) + 1)
-    check_resources(spectrum_model, ALPHA_RANGE[1], int(lmax_theory), solves=n_nodes)
+    check_resources(spectrum_model, ALPHA_RANGE[1], int(lmax_theory),
+                    solves=theory_node_count(ALPHA_RANGE), lmax_name="lmax_theory")
     selected = energy_bin.select(lmin, lmax)
     if np.count_nonzero(selected) < 4:
         raise ValueError(f"only {np.count_nonzero(selected)} data points in l = {lmin}..{lmax}; "

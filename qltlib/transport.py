@@ -178,8 +178,14 @@ class ResourceEstimate:
         gib = self.memory_bytes / 2**30
         memory = f"{gib:.2g} GiB" if gib >= 0.1 else f"{self.memory_bytes / 2**20:.0f} MiB"
         seconds = self.seconds
-        duration = ("under 1 s" if seconds < 1 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-                    if seconds < 7200 else f"{seconds / 3600:.2g} h")
+        if seconds < 1:
+            duration = "under 1 s"
+        elif seconds < 120:
+            duration = f"{seconds:.0f} s"
+        elif seconds < 7200:
+            duration = f"{seconds / 60:.0f} min"
+        else:
+            duration = f"{seconds / 3600:.2g} h"
         return f"about {memory} of memory and {duration}"
 
 
@@ -224,18 +230,22 @@ def available_memory_bytes() -> float:
 
 def check_resources(spectrum: TurbulenceSpectrum, alpha: float, lmax: int, solves: int = 1,
                     available_bytes: float | None = None,
-                    max_seconds: float = MAX_ESTIMATED_SECONDS) -> ResourceEstimate:
+                    max_seconds: float = MAX_ESTIMATED_SECONDS,
+                    lmax_name: str = "lmax") -> ResourceEstimate:
     """Refuse (``ValueError``, one line) a computation this machine cannot do.
 
     ``solves`` steady states at ``(alpha, lmax)`` may use at most ``MAX_MEMORY_FRACTION`` of the
-    available memory and ``max_seconds``; the message says what the run would need.
+    available memory and ``max_seconds``; the message (which calls the truncation
+    ``lmax_name``) says what the run would need.
     """
     estimate = estimate_resources(spectrum, alpha, lmax)
     total = ResourceEstimate(estimate.memory_bytes, estimate.seconds * int(solves))
     available = available_memory_bytes() if available_bytes is None else float(available_bytes)
     if total.memory_bytes > MAX_MEMORY_FRACTION * available or total.seconds > max_seconds:
+        count = f" ({solves} steady states)" if solves > 1 else ""
         raise ValueError(
-            f"lmax = {int(lmax)}, alpha = {float(alpha):g} would need {total.describe()}; this "
+            f"{lmax_name} = {int(lmax)}, alpha = {float(alpha):g}{count} would need "
+            f"{total.describe()}; this "
             f"machine allows {MAX_MEMORY_FRACTION * available / 2**30:.3g} GiB (half the available "
             f"memory) and {max_seconds / 60:g} min")
     return total
