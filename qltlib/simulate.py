@@ -324,10 +324,11 @@ def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
             stored = json.loads(str(arrays["settings"]))
         except ValueError:
             raise contradiction("its stored settings are not JSON") from None
-        differ = settings_conflicts(settings.as_dict(), stored)
+        expected = settings.as_dict()
+        differ = settings_conflicts(expected, stored)
         if differ:
-            raise contradiction("settings " + ", ".join(f"{k} = {stored.get(k)!r} (manifest {settings.as_dict().get(k)!r})"
-                                                       for k in differ))
+            raise contradiction("settings " + ", ".join(
+                f"{key} = {stored.get(key)!r} (manifest {expected.get(key)!r})" for key in differ))
     if arrays["index"].shape != () or int(arrays["index"]) != int(index):
         raise contradiction(f"it holds realisation {arrays['index'].tolist()!r}")
     times, delta_r = np.asarray(arrays["times"], dtype=float), arrays["delta_r"]
