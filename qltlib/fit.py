@@ -408,7 +408,8 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
     sandwich covariance in the logarithms of the parameters
     (:meth:`PseudoClLikelihood.sandwich_covariance`), ``sigma_x = x sigma_{ln x}``; the 68 per
     cent interval of ``alpha`` is ``alpha exp(+-sigma_{ln alpha})`` (``None`` for an end beyond
-    the explored range).
+    the explored range or on the edge where ``alpha`` sits, each with a note; see
+    :func:`_alpha_interval`).
 
     Notes
     -----

@@ -2,11 +2,14 @@
 
 Prints one JSON object, e.g. for ``qlt fit --dataset icecube-12yr --energy-tev 13``::
 
-    {"alpha": {"value": .., "err": .., "interval68": [.., ..]},
+    {"alpha": {"value": .., "err": .., "interval68": [.., ..], "interval_kind": ".."},
      "kg2": {"value": .., "err": .., "unit": "c k0"}, "noise": {"value": .., "err": ..},
      "chi2": .., "ndof": .., "converged": .., "at_bound": [..], ...settings..., "notes": [..]}
 
 Errors are 1 sigma; ``null`` where a parameter sits on the edge of its range (``at_bound``).
+``alpha`` is searched in ``qltlib.fit.ALPHA_RANGE`` (10..1000, where ``alpha >> 1`` holds); an
+interval end is ``null`` when it lies beyond that range or on the edge where ``alpha`` sits,
+``interval_kind`` says which end is missing, and ``notes`` says why.
 Invalid input raises :class:`ValueError` with a one-line message, which ``qlt`` turns into exit
 status 2. Chapter *Comparison with observations* (:ref:`ch-observations`).
 """
