@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES = [
     "qltlib.cli",
     "qltlib.fit_cli",
     "qltlib.simulate_cli",
+    "qltlib.transfer_cli",
 ]
 
 
@@ -146,8 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # Ctrl-C while the subcommand modules import is an interrupt like any other
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        sys.stderr.write("qlt: interrupted\n")
+        return 130
     try:
         return int(args.func(args) or 0)
     except ValueError as exc:

@@ -48,12 +48,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import healpy as hp
 import numpy as np
 
 from . import __version__
+from .healpix import ring_pixel_directions
 from .spectrum import make_spectrum
-from .tracking import DEFAULT_RESYNC_EVERY, MAX_PHASE_STEP, WORKING_PRECISIONS, backtrack
+from .tracking_defaults import (DEFAULT_MULTIRATE_TOLERANCE, DEFAULT_RESYNC_EVERY, MAX_PHASE_STEP,
+                                WORKING_PRECISION_NAMES)
 from .turbulence import synthesise_turbulence
 
 MANIFEST_NAME = "manifest.json"
@@ -93,7 +94,12 @@ class SimulationSettings:
         Steps between exact phase re-synchronisations of the tracking kernel.
     precision : {"float64", "float32"}
         Working precision of the per-mode arithmetic of the tracking kernel
-        (:func:`qltlib.tracking.integrate`).
+        (:func:`qltlib.tracking.integrate`). Default ``float32``, validated against float64 by
+        the ensemble checks of chapter *Validation*.
+    multirate_tolerance : float
+        Multirate field evaluation (:func:`qltlib.tracking.multirate_plan`): bound on each slow
+        mode's field error relative to its amplitude; ``0`` evaluates every mode at every step.
+        Manifests written before this setting existed record exact evaluation (``0``).
     """
 
     nside: int = 16
@@ -105,7 +111,8 @@ class SimulationSettings:
     k1: float = 1.0e2
     step_fraction: float = 0.2
     resync_every: int = DEFAULT_RESYNC_EVERY
-    precision: str = "float64"
+    precision: str = "float32"
+    multirate_tolerance: float = DEFAULT_MULTIRATE_TOLERANCE
 
     def __post_init__(self):
         nside = self.nside
@@ -133,13 +140,19 @@ class SimulationSettings:
         if int(self.resync_every) != self.resync_every or self.resync_every < 1:
             raise ValueError(f"resync_every must be a positive integer, got {self.resync_every!r}")
         object.__setattr__(self, "resync_every", int(self.resync_every))
-        if self.precision not in WORKING_PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(WORKING_PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in WORKING_PRECISION_NAMES:
+            raise ValueError(f"precision must be one of {', '.join(WORKING_PRECISION_NAMES)}, "
+                             f"got {self.precision!r}")
+        tolerance = self.multirate_tolerance
+        if isinstance(tolerance, bool) or not (isinstance(tolerance, (int, float))
+                                               and math.isfinite(tolerance) and 0 <= tolerance <= 1e-2):
+            raise ValueError(f"multirate tolerance must lie in [0, 0.01], got {tolerance!r}")
+        object.__setattr__(self, "multirate_tolerance", float(tolerance))
 
     @property
     def n_pix(self) -> int:
         """Number of particles per realisation, ``12 nside^2``."""
-        return hp.nside2npix(self.nside)
+        return 12 * self.nside * self.nside
 
     def make_spectrum(self):
         """The :class:`~qltlib.spectrum.TurbulenceSpectrum` these settings name."""
@@ -152,6 +165,7 @@ class SimulationSettings:
         unknown = sorted(set(settings) - known)
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
+        settings = {**VALUE_BEFORE_INTRODUCTION, **settings}
         try:
             return cls(**settings)
         except TypeError as exc:          # e.g. a string where a number belongs
@@ -164,14 +178,31 @@ class SimulationSettings:
         return d
 
 
+#: What a setting introduced after qltlib 0.1.0 means when a manifest or file does not record it:
+#: the behaviour of the code before it existed (not the current default).
+VALUE_BEFORE_INTRODUCTION = {"multirate_tolerance": 0.0}
+
+
 def realisation_seed(seed: int, index: int) -> np.random.SeedSequence:
     """Seed of realisation ``index``: ``SeedSequence(seed).spawn(n)[index]`` for any ``n``."""
     return np.random.SeedSequence(entropy=int(seed), spawn_key=(int(index),))
 
 
+def nside_of(n_pix: int) -> int:
+    """HEALPix ``nside`` of a map with ``n_pix = 12 nside^2`` pixels; ValueError otherwise."""
+    nside = int(round(math.sqrt(n_pix / 12)))
+    if 12 * nside * nside != n_pix or nside & (nside - 1):
+        raise ValueError(f"{n_pix} is not the pixel number of a HEALPix map")
+    return nside
+
+
 def pixel_directions(nside: int) -> np.ndarray:
-    """Unit vectors of the HEALPix (RING) pixel centres, shape ``(12 nside^2, 3)``."""
-    return np.array(hp.pix2vec(nside, np.arange(hp.nside2npix(nside)))).T
+    """Unit vectors of the HEALPix (RING) pixel centres, shape ``(12 nside^2, 3)``.
+
+    Computed by :func:`qltlib.healpix.ring_pixel_directions` (identical to ``healpy.pix2vec``),
+    so that starting a run does not import healpy.
+    """
+    return ring_pixel_directions(nside)
 
 
 def run_realisation(settings: SimulationSettings, index: int) -> dict:
@@ -187,21 +218,28 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
     -------
     dict
         ``index``, ``times`` (reached, ``1/Omega``), ``delta_r`` (float64,
-        ``(n_times, n_pix, 3)``, units ``r_g``), ``max_speed_error`` (``max | |v| - 1 |``),
-        ``settings`` (:meth:`SimulationSettings.as_dict`).
+        ``(n_times, n_pix, 3)``, units ``r_g``), ``directions`` (float64, ``(n_times, n_pix,
+        3)``: the momentum direction ``p'`` of each particle at ``t - T``, chapter *Where
+        quasi-linear theory holds*), ``max_speed_error`` (``max | |v| - 1 |``), ``settings``
+        (:meth:`SimulationSettings.as_dict`).
 
     Notes
     -----
     Chapter *Validation*, :math:numref:`eq-val-liouville`.
     """
+    from .tracking import backtrack      # numba: imported only where trajectories are integrated
+
     field = synthesise_turbulence(settings.make_spectrum(), settings.n_modes,
                                   np.random.default_rng(realisation_seed(settings.seed, index)))
     track = backtrack(field, pixel_directions(settings.nside), settings.times,
                       step_fraction=settings.step_fraction, resync_every=settings.resync_every,
-                      precision=settings.precision)
-    speed_error = float(np.max(np.abs(np.linalg.norm(track.final_velocities, axis=1) - 1.0)))
+                      precision=settings.precision,
+                      multirate_tolerance=settings.multirate_tolerance)
+    speed_error = float(np.max(np.abs(np.linalg.norm(track.velocities, axis=2) - 1.0)))
+    # back-tracking follows a forward particle with v = -p: the momentum at t - T is -v
     return {"index": int(index), "times": track.times, "delta_r": track.positions,
-            "max_speed_error": speed_error, "settings": settings.as_dict()}
+            "directions": -track.velocities, "max_speed_error": speed_error,
+            "settings": settings.as_dict()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +284,8 @@ def write_realisation(out_dir, result: dict) -> Path:
     arrays = dict(index=np.int64(result["index"]), times=np.asarray(result["times"]),
                   delta_r=np.asarray(result["delta_r"], dtype=np.float32),
                   max_speed_error=np.float64(result["max_speed_error"]))
+    if "directions" in result:
+        arrays["directions"] = np.asarray(result["directions"], dtype=np.float32)
     if "settings" in result:
         arrays["settings"] = np.str_(json.dumps(result["settings"], sort_keys=True))
     with open(tmp, "wb") as fh:
@@ -266,10 +306,11 @@ def settings_conflicts(reference: dict, other: dict) -> list[str]:
 
     Every key of either dictionary is compared, so settings added to :class:`SimulationSettings`
     later are checked without further code. A key missing from one side takes the field's
-    default: a setting introduced after a run was made is accepted when its default is the
-    value the other side records (it reproduces the older behaviour).
+    default, or for a setting introduced later the value that reproduces the older behaviour
+    (:data:`VALUE_BEFORE_INTRODUCTION`).
     """
     defaults = {f.name: f.default for f in dataclasses.fields(SimulationSettings)}
+    defaults.update(VALUE_BEFORE_INTRODUCTION)
     missing = object()
 
     def value(settings, key):
@@ -850,7 +891,7 @@ def white_noise_level(map_values, cl=None, lmax_signal: int = 1) -> float:
     m = np.asarray(map_values, dtype=np.float64)
     n_pix = m.size
     # least-squares monopole + dipole fit (pixels have equal area, so plain least squares)
-    design = np.column_stack([np.ones(n_pix), pixel_directions(hp.npix2nside(n_pix))])
+    design = np.column_stack([np.ones(n_pix), pixel_directions(nside_of(n_pix))])
     coefficients, *_ = np.linalg.lstsq(design, m, rcond=None)
     residual_variance = np.mean((m - design @ coefficients) ** 2)
     lmax_signal = int(lmax_signal)
@@ -914,13 +955,15 @@ def realisation_statistics(delta_r, times, lmax=None) -> dict:
     """
     delta_r = np.asarray(delta_r, dtype=np.float64)
     n_times, n_pix, _ = delta_r.shape
-    nside = hp.npix2nside(n_pix)
+    nside = nside_of(n_pix)
     lmax = check_lmax(lmax, nside)
     # dI = Delta r . G with phi = 1, one map per (time, gradient axis)
     intensity = np.einsum("tpi,gi->tgp", delta_r, GRADIENT_AXES).reshape(-1, n_pix)
     lmax_signal = signal_multipole_limit(nside)
     lmax_transform = max(lmax, lmax_signal)
     # one batched transform: far cheaper than one anafast call per map on a busy machine
+    import healpy as hp          # only the summaries need it; a run starts without it
+
     alms = hp.map2alm(intensity, lmax=lmax_transform, pol=False)
     cl_all = np.array([hp.alm2cl(alm) for alm in alms])
     noise = np.array([white_noise_level(m, c, lmax_signal) for m, c in zip(intensity, cl_all)])

@@ -62,19 +62,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .tracking_defaults import (DEFAULT_MULTIRATE_TOLERANCE, DEFAULT_RESYNC_EVERY,  # noqa: F401
+                                MAX_PHASE_STEP, WORKING_PRECISION_NAMES)
 from .turbulence import PlaneWaveTurbulence
 
-#: Largest phase increment per step for which the Taylor polynomial below is accurate to
-#: better than 1e-9 (``0.5^9/9! = 5.4e-9``); larger steps are refused.
-MAX_PHASE_STEP = 0.5
-#: Default number of steps between exact re-synchronisations of the mode phases.
-DEFAULT_RESYNC_EVERY = 512
-#: Multirate tolerance of the ensembles (``qlt simulate``): each slow mode's field error stays
-#: below 1e-3 of its amplitude; along a trajectory the field error is then ~1e-5 of the rms
-#: field (``benchmarks/multirate_budget.py``), far below any ensemble's statistical error.
-DEFAULT_MULTIRATE_TOLERANCE = 1.0e-3
 #: Working precisions of the per-mode arithmetic.
-WORKING_PRECISIONS = {"float64": np.float64, "float32": np.float32}
+WORKING_PRECISIONS = {name: np.dtype(name).type for name in WORKING_PRECISION_NAMES}
 
 
 @numba.njit(inline="always", fastmath=True)

@@ -23,7 +23,7 @@ from qltlib.simulate import (CorruptRealisationError, SettingsMismatchError, Sim
                              check_simulation_size, existing_realisations, load_realisation,
                              pixel_directions, realisation_memory, realisation_seconds, realisation_seed,
                              realisation_statistics, run_ensemble, run_realisation, settings_conflicts,
-                             summarize, white_noise_level)
+                             summarize, white_noise_level, write_realisation)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(nside=2, times=(1.0, 2.0), n_modes=24, seed=7, spectrum="white", k0=1e-2, k1=1e1)
@@ -424,7 +424,7 @@ def test_settings_added_later_are_compared_generically():
     without_precision = {k: v for k, v in old.items() if k != "precision"}
     # a key missing on one side takes the field's default
     assert settings_conflicts(without_precision, old) == []
-    assert settings_conflicts(without_precision, {**old, "precision": "float32"}) == ["precision"]
+    assert settings_conflicts(without_precision, {**old, "precision": "float64"}) == ["precision"]
     assert settings_conflicts(old, {**old, "times": [1.0, 2.0]}) == []
 
 
@@ -513,7 +513,7 @@ def test_help_shows_defaults_and_units(command):
     text = sub.format_help()
     if command == "simulate":
         from qltlib.tracking import DEFAULT_RESYNC_EVERY
-        assert f"DEFAULT_RESYNC_EVERY, {DEFAULT_RESYNC_EVERY})" in " ".join(text.split())
+        assert f"(default: {DEFAULT_RESYNC_EVERY})" in " ".join(text.split())
         for unit in ("1/Omega", "1/r_g", "seconds"):
             assert unit in text
 
@@ -525,3 +525,35 @@ def test_long_runs_are_announced_with_their_estimate(tmp_path, monkeypatch, tiny
     report = run_ensemble(SimulationSettings(**TINY), out, 4, progress=False, report=lines.append)
     assert report["written"] == [3]
     assert len(lines) == 1 and lines[0].startswith("note: about") and "for the 1 to run" in lines[0]
+
+
+def test_cli_defaults_are_the_production_settings():
+    """--precision float32 and the multirate tolerance of qltlib.tracking are the defaults."""
+    from qltlib.tracking import DEFAULT_MULTIRATE_TOLERANCE
+
+    settings = SimulationSettings()
+    assert settings.precision == "float32"
+    assert settings.multirate_tolerance == DEFAULT_MULTIRATE_TOLERANCE
+    help_text = subprocess.run([sys.executable, "-m", "qltlib.cli", "simulate", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    assert "(default: float32)" in help_text
+    assert "--multirate-tolerance" in help_text and "(default: 0.001)" in help_text
+
+
+def test_manifest_without_multirate_setting_means_exact_evaluation():
+    """Runs made before multirate existed are read as exact evaluation, not as today's default."""
+    old = SimulationSettings(multirate_tolerance=0.0).as_dict()
+    del old["multirate_tolerance"]
+    assert SimulationSettings.from_dict(old).multirate_tolerance == 0.0
+    assert settings_conflicts(old, SimulationSettings(multirate_tolerance=0.0).as_dict()) == []
+    assert settings_conflicts(old, SimulationSettings().as_dict()) == ["multirate_tolerance"]
+
+
+def test_realisation_files_hold_the_final_directions(tmp_path):
+    settings = SimulationSettings(nside=1, times=(0.5, 1.0), n_modes=8)
+    result = run_realisation(settings, 0)
+    path = write_realisation(tmp_path, result)
+    with np.load(path) as data:
+        directions = data["directions"]
+    assert directions.shape == (2, 12, 3)
+    np.testing.assert_allclose(np.linalg.norm(directions, axis=2), 1.0, atol=1e-6)
