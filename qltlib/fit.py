@@ -496,21 +496,43 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
 def _alpha_interval(log_alpha: float, sigma_log_alpha: float | None, alpha_range) -> tuple:
     """68 per cent interval ``alpha exp(+-sigma_{ln alpha})`` within the explored range.
 
-    Returns ``((lower, upper), kind, notes)``. An end is ``None`` when the best fit sits on that
-    edge of the range (the interval is one-sided there) or when it falls beyond the range (the
-    data do not bound ``alpha`` on that side); each ``None`` comes with a note.
+    Returns ``((lower, upper), kind, notes)`` as :func:`alpha_interval`.
+    """
+    if sigma_log_alpha is None:
+        return (None, None), "undetermined", []
+    return alpha_interval(log_alpha, log_alpha - sigma_log_alpha, log_alpha + sigma_log_alpha,
+                          alpha_range)
+
+
+def alpha_interval(log_alpha: float, log_lower: float, log_upper: float, alpha_range) -> tuple:
+    """68 per cent interval ``(exp(log_lower), exp(log_upper))`` of ``alpha`` within the explored range.
+
+    Parameters
+    ----------
+    log_alpha : float
+        ``ln`` of the best fit.
+    log_lower, log_upper : float
+        ``ln`` of the interval's ends; ``-inf`` / ``+inf`` for an end not found inside the range.
+    alpha_range : tuple
+        Explored range of ``alpha``.
+
+    Returns
+    -------
+    ((lower, upper), kind, notes)
+        An end is ``None`` when the best fit sits on that edge of the range (the interval is
+        one-sided there) or when it falls beyond the range (the data do not bound ``alpha`` on
+        that side); each ``None`` comes with a note. ``kind`` is ``two-sided``, ``upper limit``
+        (no lower end), ``lower limit`` (no upper end) or ``unconstrained``.
     """
     lo, hi = (float(a) for a in alpha_range)
     edges = f"{lo:g}..{hi:g}"
     theory_edge = (f" (the theory needs alpha = k1 c Delta T >> 1, alpha >= {ALPHA_MIN_THEORY:g})"
                    if lo == ALPHA_MIN_THEORY else "")
-    if sigma_log_alpha is None:
-        return (None, None), "undetermined", []
     notes = []
     at_lower = log_alpha - math.log(lo) < _BOUND_TOLERANCE
     at_upper = math.log(hi) - log_alpha < _BOUND_TOLERANCE
-    lower = math.exp(log_alpha - sigma_log_alpha)
-    upper = math.exp(log_alpha + sigma_log_alpha)
+    lower = math.exp(log_lower)
+    upper = math.exp(log_upper)
     if at_lower:
         notes.append(f"alpha on the lower edge {lo:g} of the explored range {edges}{theory_edge}; "
                      "the data prefer smaller alpha: the interval is one-sided, no lower end")

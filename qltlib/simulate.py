@@ -29,6 +29,12 @@ are trusted only after a check against the manifest (:func:`load_realisation`): 
 valid files are skipped and corrupt ones recomputed; :func:`summarize` refuses a file that
 contradicts its manifest.
 
+Each realisation also gets a compact summary ``DIR/summary_00042.npz`` (:func:`write_summary`):
+``C_l`` of the three gradient maps, their shot noise and the mean-square displacement per time,
+verified the same way (:func:`load_summary`). :func:`summarize` needs only these; the raw file can
+be left out (``keep_raw=False``, ``qlt simulate --no-raw``) and is recomputed, bit for bit, by
+rerunning with the same settings.
+
 Processes
 ---------
 Local runs compute every realisation in worker processes, never in the process that receives
@@ -58,10 +64,10 @@ from .tracking_defaults import (DEFAULT_MULTIRATE_TOLERANCE, DEFAULT_RESYNC_EVER
 from .turbulence import synthesise_turbulence
 
 MANIFEST_NAME = "manifest.json"
-STATISTICS_CACHE = "statistics.npz"
-#: bumped whenever the per-realisation statistics change meaning (invalidates the cache)
-STATISTICS_VERSION = 2
+#: bumped whenever the per-realisation summaries change meaning (older summaries are recomputed)
+SUMMARY_VERSION = 1
 REALISATION_PATTERN = re.compile(r"^realisation_(\d{5})\.npz$")
+SUMMARY_PATTERN = re.compile(r"^summary_(\d{5})\.npz$")
 #: Gradient directions used for the maps ``dI = Delta r . G`` (unit vectors, ``|G| = 1/r_g``).
 GRADIENT_AXES = np.eye(3)
 
@@ -259,17 +265,43 @@ def realisation_path(out_dir, index: int) -> Path:
     return Path(out_dir) / f"realisation_{int(index):05d}.npz"
 
 
-def existing_realisations(out_dir) -> list[int]:
-    """Indices of the realisation files in ``out_dir`` (sorted; not yet verified)."""
+def _indices_matching(out_dir, pattern) -> list[int]:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
-    found = (REALISATION_PATTERN.match(p.name) for p in out_dir.iterdir())
+    found = (pattern.match(p.name) for p in out_dir.iterdir())
     return sorted(int(m.group(1)) for m in found if m)
+
+
+def existing_realisations(out_dir) -> list[int]:
+    """Indices of the realisation files in ``out_dir`` (sorted; not yet verified)."""
+    return _indices_matching(out_dir, REALISATION_PATTERN)
+
+
+def summary_path(out_dir, index: int) -> Path:
+    """``DIR/summary_NNNNN.npz``: the compact summary of realisation ``index``."""
+    return Path(out_dir) / f"summary_{int(index):05d}.npz"
+
+
+def existing_summaries(out_dir) -> list[int]:
+    """Indices of the summary files in ``out_dir`` (sorted; not yet verified)."""
+    return _indices_matching(out_dir, SUMMARY_PATTERN)
 
 
 def _temporary_path(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.{pid}.tmp")
+
+
+def _write_atomically(path: Path, arrays: dict) -> Path:
+    """``np.savez`` to a temporary file in the same directory, synced, then ``os.replace``:
+    a killed writer never leaves a truncated file under the final name."""
+    tmp = _temporary_path(path, os.getpid())
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
 
 
 def write_realisation(out_dir, result: dict) -> Path:
@@ -279,8 +311,6 @@ def write_realisation(out_dir, result: dict) -> Path:
     ``result`` has them, the ``settings`` that produced it (JSON text), so that every file can be
     checked against the manifest of the directory it sits in (:func:`load_realisation`).
     """
-    path = realisation_path(out_dir, result["index"])
-    tmp = _temporary_path(path, os.getpid())
     arrays = dict(index=np.int64(result["index"]), times=np.asarray(result["times"]),
                   delta_r=np.asarray(result["delta_r"], dtype=np.float32),
                   max_speed_error=np.float64(result["max_speed_error"]))
@@ -288,12 +318,7 @@ def write_realisation(out_dir, result: dict) -> Path:
         arrays["directions"] = np.asarray(result["directions"], dtype=np.float32)
     if "settings" in result:
         arrays["settings"] = np.str_(json.dumps(result["settings"], sort_keys=True))
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return _write_atomically(realisation_path(out_dir, result["index"]), arrays)
 
 
 def _plain(value):
@@ -346,7 +371,28 @@ def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
     CorruptRealisationError
         One line naming the file and what is wrong with it.
     """
-    path = realisation_path(out_dir, index)
+    arrays, contradiction = _read_checked(realisation_path(out_dir, index), out_dir, index, settings,
+                                          REALISATION_FIELDS)
+    times, delta_r = np.asarray(arrays["times"], dtype=float), arrays["delta_r"]
+    expected_shape = (len(settings.times), settings.n_pix, 3)
+    if delta_r.shape != expected_shape:
+        raise contradiction(f"delta_r has shape {delta_r.shape}, nside {settings.nside} and "
+                            f"{len(settings.times)} times need {expected_shape}")
+    _check_times(times, settings, contradiction)
+    distance = np.linalg.norm(np.asarray(delta_r, dtype=np.float64), axis=2)
+    # a particle moves at c: float32 storage allows a relative excess of a few 1e-7
+    if not np.all(np.isfinite(distance)) or np.any(distance > times[:, None] * (1 + 1e-5)):
+        raise contradiction("delta_r holds non-finite values or particles farther than c T")
+    if not np.isfinite(float(arrays["max_speed_error"])):
+        raise contradiction("max_speed_error is not finite")
+    return arrays
+
+
+def _read_checked(path: Path, out_dir, index: int, settings: SimulationSettings, fields) -> tuple:
+    """Read every array of ``path`` (CRC-checked) and check ``fields``, ``settings`` and ``index``.
+
+    Returns ``(arrays, contradiction)``, the latter a factory of the error for further checks.
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
@@ -357,7 +403,7 @@ def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
     def contradiction(what):
         return CorruptRealisationError(f"{path.name} contradicts the manifest of {Path(out_dir)}: {what}")
 
-    absent = [name for name in REALISATION_FIELDS if name not in arrays]
+    absent = [name for name in fields if name not in arrays]
     if absent:
         raise contradiction(f"it lacks {', '.join(absent)}")
     if "settings" in arrays:
@@ -372,20 +418,89 @@ def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
                 f"{key} = {stored.get(key)!r} (manifest {expected.get(key)!r})" for key in differ))
     if arrays["index"].shape != () or int(arrays["index"]) != int(index):
         raise contradiction(f"it holds realisation {arrays['index'].tolist()!r}")
-    times, delta_r = np.asarray(arrays["times"], dtype=float), arrays["delta_r"]
-    expected_shape = (len(settings.times), settings.n_pix, 3)
-    if delta_r.shape != expected_shape:
-        raise contradiction(f"delta_r has shape {delta_r.shape}, nside {settings.nside} and "
-                            f"{len(settings.times)} times need {expected_shape}")
+    return arrays, contradiction
+
+
+def _check_times(times, settings: SimulationSettings, contradiction) -> None:
     if times.shape != (len(settings.times),) or \
             np.any(np.abs(times - np.array(settings.times)) > _time_tolerance(settings)):
         raise contradiction(f"times {times.tolist()} instead of {list(settings.times)}")
-    distance = np.linalg.norm(np.asarray(delta_r, dtype=np.float64), axis=2)
-    # a particle moves at c: float32 storage allows a relative excess of a few 1e-7
-    if not np.all(np.isfinite(distance)) or np.any(distance > times[:, None] * (1 + 1e-5)):
-        raise contradiction("delta_r holds non-finite values or particles farther than c T")
-    if not np.isfinite(float(arrays["max_speed_error"])):
-        raise contradiction("max_speed_error is not finite")
+
+
+#: arrays of a summary file (:func:`write_summary`)
+SUMMARY_FIELDS = ("version", "index", "times", "lmax", "C_ell_axis", "shot_noise_axis", "msd",
+                  "msd_axis", "settings")
+
+
+def realisation_summary(result: dict, settings: SimulationSettings) -> dict:
+    """Summary of one realisation (``run_realisation`` output or a loaded file) for its file.
+
+    The statistics of :func:`realisation_statistics` at ``lmax = 3 nside - 1`` (every resolved
+    multipole), per gradient axis, from the float32 displacements as stored in the raw file, so
+    that a summary made by the worker equals one made later from the raw file, bit for bit.
+    """
+    # C order as in the file: the reductions then add in the same order (the tracker's
+    # arrays may be strided views)
+    delta_r = np.ascontiguousarray(result["delta_r"], dtype=np.float32)
+    stats = realisation_statistics(delta_r, result["times"], lmax=check_lmax(None, settings.nside))
+    return {"version": np.int64(SUMMARY_VERSION), "index": np.int64(result["index"]),
+            "times": np.asarray(result["times"], dtype=float), "lmax": np.int64(stats["lmax"]),
+            "C_ell_axis": stats["C_ell_axis"], "shot_noise_axis": stats["shot_noise_axis"],
+            "msd": stats["msd"], "msd_axis": stats["msd_axis"],
+            "settings": np.str_(json.dumps(settings.as_dict(), sort_keys=True))}
+
+
+def write_summary(out_dir, summary: dict) -> Path:
+    """Write a :func:`realisation_summary` atomically as ``DIR/summary_NNNNN.npz``.
+
+    Content: ``version``, ``index``, ``times`` (reached, ``1/Omega``), ``lmax = 3 nside - 1``,
+    ``C_ell_axis`` ``(n_times, 3, lmax+1)`` (the maps ``dI = Delta r . G`` with ``G`` along
+    ``x, y, z``, ``|G| = 1/r_g``; shot noise not subtracted), ``shot_noise_axis``
+    ``(n_times, 3)``, ``msd`` ``(n_times,)`` = ``<|Delta r|^2>`` over pixels (``r_g^2``),
+    ``msd_axis`` ``(n_times, 3)`` = ``<Delta x_i^2>``, ``settings`` (JSON).
+    """
+    return _write_atomically(summary_path(out_dir, int(summary["index"])),
+                             {name: summary[name] for name in SUMMARY_FIELDS})
+
+
+def load_summary(out_dir, index: int, settings: SimulationSettings) -> dict:
+    """Read and verify one summary file against the settings of its directory.
+
+    Like :func:`load_realisation`: every array is read (CRC-32 of the container), the stored
+    settings, ``index``, ``version`` and ``lmax = 3 nside - 1`` must match, the shapes fit
+    the times and ``nside``, the times lie within half a step of the requested ones, and the
+    values are finite, ``C_l >= 0`` and ``0 <= <|Delta r|^2> <= (c T)^2`` with the per-axis
+    parts adding up to it.
+
+    Raises
+    ------
+    CorruptRealisationError
+        One line naming the file and what is wrong with it.
+    """
+    arrays, contradiction = _read_checked(summary_path(out_dir, index), out_dir, index, settings,
+                                          SUMMARY_FIELDS)
+    if arrays["version"].shape != () or int(arrays["version"]) != SUMMARY_VERSION:
+        raise contradiction(f"summary version {arrays['version'].tolist()!r}, this qltlib writes "
+                            f"{SUMMARY_VERSION}")
+    lmax, n_times = check_lmax(None, settings.nside), len(settings.times)
+    if arrays["lmax"].shape != () or int(arrays["lmax"]) != lmax:
+        raise contradiction(f"lmax {arrays['lmax'].tolist()!r}, nside {settings.nside} needs {lmax}")
+    shapes = {"C_ell_axis": (n_times, len(GRADIENT_AXES), lmax + 1),
+              "shot_noise_axis": (n_times, len(GRADIENT_AXES)), "msd": (n_times,),
+              "msd_axis": (n_times, len(GRADIENT_AXES))}
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape:
+            raise contradiction(f"{name} has shape {arrays[name].shape}, expected {shape}")
+        if not np.all(np.isfinite(arrays[name])):
+            raise contradiction(f"{name} holds non-finite values")
+    times = np.asarray(arrays["times"], dtype=float)
+    _check_times(times, settings, contradiction)
+    msd, msd_axis = arrays["msd"], arrays["msd_axis"]
+    if np.any(arrays["C_ell_axis"] < 0) or np.any(msd_axis < 0) \
+            or np.any(msd > times ** 2 * (1 + 1e-5)) \
+            or not np.allclose(msd_axis.sum(axis=1), msd, rtol=1e-9, atol=0.0):
+        raise contradiction("negative C_l, or mean-square displacements beyond (c T)^2 or "
+                            "inconsistent between the axes")
     return arrays
 
 
@@ -509,10 +624,12 @@ def realisation_memory(settings: SimulationSettings) -> int:
 
     Per particle: pixel centres and their copies (~ 100 B), start positions and velocities
     (48 B), positions and velocities at every output time from the kernel (2 x 24 B per time) and
-    the float32 copy written to the file (12 B per time); mode data is negligible.
+    the float32 copy written to the file (12 B per time); mode data is negligible. The summary
+    (:func:`summary_memory`) is computed while the trajectories are still held.
     """
     per_particle = 160 + 64 * len(settings.times)
-    return PROCESS_BASE_BYTES + settings.n_pix * per_particle + 200 * settings.n_modes
+    summary = summary_memory(settings.nside, len(settings.times), check_lmax(None, settings.nside))
+    return summary + settings.n_pix * per_particle + 200 * settings.n_modes
 
 
 def realisation_seconds(settings: SimulationSettings, cores: int) -> float:
@@ -566,14 +683,27 @@ def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory
 # complete by construction (temporary file + os.replace). A worker whose stdin closes -- the
 # driver finished or died, even by SIGKILL -- exits at once, from a watchdog thread.
 
+def write_results(out_dir, result: dict, settings: SimulationSettings, keep_raw: bool = True) -> None:
+    """Files of one finished realisation: the raw file (if ``keep_raw``), then its summary.
+
+    In this order a run killed in between leaves a verified raw file without summary, which
+    the next run completes from the raw file instead of tracking again.
+    """
+    summary = realisation_summary(result, settings)
+    if keep_raw:
+        write_realisation(out_dir, result)
+    write_summary(out_dir, summary)
+
+
 _WORKER_COMMAND = "from qltlib.simulate import _worker_main; _worker_main()"
 
 
 def _worker_main() -> None:
     """Entry point of a worker process (``python -c _WORKER_COMMAND OUT_DIR``).
 
-    Reads the settings (JSON) from the first stdin line, then realisation indices, one per line;
-    writes each realisation file itself and answers one JSON line per index on stdout.
+    Reads ``{"settings": .., "keep_raw": ..}`` (JSON) from the first stdin line, then
+    realisation indices, one per line; writes each realisation's files itself (the raw file
+    unless ``keep_raw`` is false, then the summary) and answers one JSON line per index on stdout.
     """
     import queue
     import threading
@@ -586,7 +716,8 @@ def _worker_main() -> None:
     first = commands.readline()
     if not first:
         os._exit(0)
-    settings = SimulationSettings.from_dict(json.loads(first))
+    setup = json.loads(first)
+    settings, keep_raw = SimulationSettings.from_dict(setup["settings"]), bool(setup["keep_raw"])
     tasks = queue.Queue()
 
     def read_tasks():
@@ -598,7 +729,7 @@ def _worker_main() -> None:
     while True:
         index = tasks.get()
         try:
-            write_realisation(out_dir, run_realisation(settings, index))
+            write_results(out_dir, run_realisation(settings, index), settings, keep_raw)
             replies.write(json.dumps({"index": index}) + "\n")
         except Exception as exc:
             # a ValueError is bad input (e.g. output times closer than one step): the driver
@@ -615,7 +746,8 @@ class WorkerError(RuntimeError):
 class _WorkerProcess:
     """Driver-side handle of one worker process."""
 
-    def __init__(self, settings: SimulationSettings, out_dir: Path, numba_threads: int | None):
+    def __init__(self, settings: SimulationSettings, out_dir: Path, numba_threads: int | None,
+                 keep_raw: bool = True):
         import subprocess
         import tempfile
 
@@ -630,7 +762,7 @@ class _WorkerProcess:
         self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND, str(out_dir)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      env=env, process_group=0)
-        self._send(json.dumps(settings.as_dict()))
+        self._send(json.dumps({"settings": settings.as_dict(), "keep_raw": bool(keep_raw)}))
 
     def _send(self, line: str) -> None:
         try:
@@ -673,7 +805,8 @@ class _WorkerProcess:
             tmp.unlink(missing_ok=True)
 
 
-def _run_local(settings: SimulationSettings, out_dir: Path, todo: list, workers: int, done) -> None:
+def _run_local(settings: SimulationSettings, out_dir: Path, todo: list, workers: int, done,
+               keep_raw: bool = True) -> None:
     """Compute realisations ``todo`` in ``workers`` worker processes; ``done(index)`` per file."""
     import collections
     import selectors
@@ -686,7 +819,7 @@ def _run_local(settings: SimulationSettings, out_dir: Path, todo: list, workers:
     finished = False
     try:
         for _ in range(min(workers, len(queue))):
-            worker = _WorkerProcess(settings, out_dir, threads)
+            worker = _WorkerProcess(settings, out_dir, threads, keep_raw)
             pool.append(worker)
             selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
             worker.assign(queue.popleft())
@@ -743,32 +876,51 @@ def _stderr_line(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def verify_existing(out_dir, settings: SimulationSettings, n_realisations: int, report=_stderr_line):
-    """Check every realisation file below ``n_realisations``; delete and report the corrupt ones.
+def verify_existing(out_dir, settings: SimulationSettings, n_realisations: int, report=_stderr_line,
+                    keep_raw: bool = True):
+    """Check the files of every realisation below ``n_realisations``; remove the corrupt ones.
+
+    A realisation is finished when its summary verifies (:func:`load_summary`) and, with
+    ``keep_raw``, its raw file too (:func:`load_realisation`). A verified raw file whose summary
+    is missing or corrupt is completed here, from the raw file (no tracking). Corrupt files are
+    reported (one line each) and deleted.
 
     Returns
     -------
     (good, repaired) : lists of indices
-        Files that passed :func:`load_realisation`, and files that did not (removed, to be
-        recomputed).
+        Finished realisations, and those where a corrupt file was found (recomputed by the run
+        unless the raw file gave the summary back).
     """
     good, repaired = [], []
-    for index in existing_realisations(out_dir):
+    indices = sorted(set(existing_realisations(out_dir)) | set(existing_summaries(out_dir)))
+    for index in indices:
         if index >= n_realisations:
             continue
-        try:
-            load_realisation(out_dir, index, settings)
+        found = {}
+        for kind, path, load in (("raw", realisation_path(out_dir, index), load_realisation),
+                                 ("summary", summary_path(out_dir, index), load_summary)):
+            if not path.exists():
+                found[kind] = None
+                continue
+            try:
+                found[kind] = load(out_dir, index, settings)
+            except CorruptRealisationError as exc:
+                report(f"{exc}; recomputing it")
+                path.unlink()
+                found[kind] = None
+                if index not in repaired:
+                    repaired.append(index)
+        if found["summary"] is None and found["raw"] is not None:
+            write_summary(out_dir, realisation_summary(found["raw"], settings))
+            found["summary"] = True
+        if found["summary"] is not None and (found["raw"] is not None or not keep_raw):
             good.append(index)
-        except CorruptRealisationError as exc:
-            report(f"{exc}; recomputing it")
-            realisation_path(out_dir, index).unlink()
-            repaired.append(index)
     return good, repaired
 
 
 def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, scheduler=None,
                  workers: int = 1, progress: bool = True, scheduler_timeout: float = 10.0,
-                 report=_stderr_line) -> dict:
+                 report=_stderr_line, keep_raw: bool = True) -> dict:
     """Run realisations ``0 .. n_realisations-1`` that are not yet in ``out_dir``.
 
     Parameters
@@ -793,12 +945,18 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     report : callable
         Receives one line per corrupt file found, and one on the expected duration of a run
         longer than :data:`LONG_RUN_SECONDS` (default: print them on stderr).
+    keep_raw : bool
+        Keep the raw file (``delta_r``, directions) of each realisation next to its summary.
+        ``False`` writes the summary only (what :func:`summarize` needs, about 1/30 of the size
+        at nside 16); a realisation then counts as finished when its summary verifies, and a
+        later run with ``keep_raw=True`` recomputes the raw files (identical: same seeds).
 
     Returns
     -------
     dict
         ``out``, ``written`` (indices written now), ``skipped`` (verified files already present),
-        ``repaired`` (corrupt files found and recomputed), ``total``.
+        ``repaired`` (corrupt files found and recomputed), ``total`` (finished realisations in
+        the directory, counted by their summary files).
 
     Raises
     ------
@@ -819,7 +977,7 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     n_realisations, workers = int(n_realisations), int(workers)
     estimate = check_simulation_size(settings, 1 if scheduler else workers)
     out_dir = prepare_output(out_dir, settings, n_realisations)
-    skipped, repaired = verify_existing(out_dir, settings, n_realisations, report)
+    skipped, repaired = verify_existing(out_dir, settings, n_realisations, report, keep_raw)
     present = set(skipped)
     todo = [i for i in range(n_realisations) if i not in present]
     total_seconds = estimate["seconds_per_realisation"] * math.ceil(len(todo) / (1 if scheduler else workers))
@@ -845,18 +1003,18 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
             try:
                 for fut in as_completed(futures):
                     result = fut.result()
-                    write_realisation(out_dir, result)
+                    write_results(out_dir, result, settings, keep_raw)
                     done(result["index"])
             finally:
                 for fut in futures:
                     fut.cancel()
                 client.close()
         elif todo:
-            _run_local(settings, out_dir, todo, workers, done)
+            _run_local(settings, out_dir, todo, workers, done, keep_raw)
     finally:
         bar.close()
     return {"out": str(out_dir), "written": sorted(written), "skipped": skipped, "repaired": repaired,
-            "total": len(existing_realisations(out_dir))}
+            "total": len(existing_summaries(out_dir))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -950,8 +1108,10 @@ def realisation_statistics(delta_r, times, lmax=None) -> dict:
     -------
     dict
         ``C_ell`` ``(n_times, lmax+1)`` and ``shot_noise`` ``(n_times,)``, both averaged over the
-        three gradient axes; ``msd`` ``(n_times,)`` = ``<|Delta r|^2>`` over pixels. The shot
-        noise treats ``l <= 2 nside`` as resolved signal (:func:`white_noise_level`).
+        three gradient axes, and per axis ``C_ell_axis`` ``(n_times, 3, lmax+1)``,
+        ``shot_noise_axis`` ``(n_times, 3)``; ``msd`` ``(n_times,)`` = ``<|Delta r|^2>`` over
+        pixels and its parts ``msd_axis`` ``(n_times, 3)`` = ``<Delta x_i^2>``; ``lmax``. The
+        shot noise treats ``l <= 2 nside`` as resolved signal (:func:`white_noise_level`).
     """
     delta_r = np.asarray(delta_r, dtype=np.float64)
     n_times, n_pix, _ = delta_r.shape
@@ -969,98 +1129,146 @@ def realisation_statistics(delta_r, times, lmax=None) -> dict:
     noise = np.array([white_noise_level(m, c, lmax_signal) for m, c in zip(intensity, cl_all)])
     noise = noise.reshape(n_times, len(GRADIENT_AXES))
     cl = cl_all[:, :lmax + 1].reshape(n_times, len(GRADIENT_AXES), lmax + 1)
+    msd_axis = np.mean(delta_r ** 2, axis=1)
     msd = np.mean(np.sum(delta_r ** 2, axis=2), axis=1)
     return {"C_ell": cl.mean(axis=1), "shot_noise": noise.mean(axis=1), "msd": msd,
+            "C_ell_axis": cl, "shot_noise_axis": noise, "msd_axis": msd_axis, "lmax": lmax,
             "times": np.asarray(times, dtype=float)}
 
 
-def _file_fingerprint(out_dir, indices) -> np.ndarray:
-    return np.array([[i, realisation_path(out_dir, i).stat().st_size] for i in indices], dtype=np.int64)
+def _check_summary_memory(settings: SimulationSettings) -> None:
+    need = summary_memory(settings.nside, len(settings.times), check_lmax(None, settings.nside))
+    memory = available_memory()
+    if need > memory:
+        raise ValueError(f"summarising nside {settings.nside} at lmax {check_lmax(None, settings.nside)} "
+                         f"needs about {_format_bytes(need)} of memory; this machine has "
+                         f"{_format_bytes(memory)}")
 
 
-def _read_statistics_cache(cache_path: Path, lmax: int, settings: SimulationSettings) -> dict:
-    """Rows of the statistics cache keyed by ``(index, file size)``: ``(C_ell, shot_noise, msd, times)``.
+def summary_from_raw(out_dir, index: int, settings: SimulationSettings) -> dict:
+    """:func:`realisation_summary` of the verified raw file of realisation ``index``.
 
-    Empty when the cache is absent, of another version or ``lmax``, made for other times, or
-    unreadable: a corrupt cache is simply rebuilt.
+    Raises
+    ------
+    CorruptRealisationError
+        The raw file is unreadable or contradicts the manifest (one line naming it).
+    ValueError
+        Too little memory for the transform.
     """
+    _check_summary_memory(settings)
     try:
-        with np.load(cache_path, allow_pickle=False) as old:
-            if "version" not in old.files or int(old["version"]) != STATISTICS_VERSION \
-                    or int(old["lmax"]) != lmax:
-                return {}
-            fingerprint, times = old["fingerprint"], np.asarray(old["times"], dtype=float)
-            cl, noise, msd = old["C_ell"], old["shot_noise"], old["msd"]
-    except Exception:            # absent, truncated or otherwise unreadable: recompute
-        return {}
-    n_rows, n_times = len(fingerprint), len(settings.times)
-    if times.shape != (n_times,) or np.any(np.abs(times - np.array(settings.times)) > _time_tolerance(settings)) \
-            or cl.shape != (n_rows, n_times, lmax + 1) or noise.shape != (n_rows, n_times) \
-            or msd.shape != (n_rows, n_times):
-        return {}
-    return {(int(index), int(size)): (cl[row], noise[row], msd[row], times)
-            for row, (index, size) in enumerate(fingerprint)}
+        data = load_realisation(out_dir, index, settings)
+    except CorruptRealisationError as exc:
+        raise CorruptRealisationError(f"{exc} (`qlt simulate` with the manifest's settings "
+                                      f"recomputes it)") from None
+    return realisation_summary(data, settings)
+
+
+def _store_summary(out_dir, summary: dict) -> bool:
+    """Write a summary; ``False`` (and nothing left behind) where the directory is read-only."""
+    try:
+        write_summary(out_dir, summary)
+        return True
+    except OSError:
+        _temporary_path(summary_path(out_dir, int(summary["index"])), os.getpid()).unlink(missing_ok=True)
+        return False
 
 
 def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
-    """Per-realisation statistics of every realisation file in ``out_dir``, cached.
+    """Per-realisation statistics of a simulation directory, from its summary files.
 
-    The cache ``DIR/statistics.npz`` holds, per realisation, ``C_ell`` ``(n_times, lmax+1)``,
-    ``shot_noise`` and ``msd`` (a compact summary of the ensemble); rows of realisations already
-    in it (same index and file size, same ``lmax``) are reused and only new files are read. Each
-    file read is verified against the manifest first (:func:`load_realisation`).
+    A realisation counts when it has a summary file (:func:`load_summary`) or a raw file
+    (:func:`load_realisation`). A verified summary is used as it is; where it is missing or
+    fails verification the statistics are computed from the raw file and, with ``cache``,
+    written as a new summary. So a directory of summaries alone (raw files deleted or never
+    kept) and one of raw files alone (runs before summaries existed) both work.
+
+    Parameters
+    ----------
+    out_dir : path
+    lmax : int, optional
+        Largest multipole returned (default and at most ``3 nside - 1``).
+    cache : bool
+        ``False``: recompute every realisation that has a raw file from it, and write nothing
+        (summaries are still used where there is no raw file).
 
     Returns
     -------
     dict
         ``indices``, ``times``, ``lmax``, ``C_ell`` ``(n_real, n_times, lmax+1)``,
-        ``shot_noise`` and ``msd`` ``(n_real, n_times)``.
+        ``shot_noise`` and ``msd`` ``(n_real, n_times)`` (averaged over the gradient axes), and
+        per axis ``C_ell_axis`` ``(n_real, n_times, 3, lmax+1)``, ``shot_noise_axis`` and
+        ``msd_axis`` ``(n_real, n_times, 3)``; ``summaries_written`` (indices).
 
     Raises
     ------
     ValueError
-        No realisation files, ``lmax`` out of range, too little memory, or a file that is
-        unreadable or contradicts the manifest (one line naming it).
+        No realisation or summary files, ``lmax`` out of range, too little memory, or a file that
+        is unreadable or contradicts the manifest and cannot be replaced (one line naming it).
     """
     manifest = load_manifest(out_dir)
     settings = SimulationSettings.from_dict(manifest["settings"])
-    indices = existing_realisations(out_dir)
+    raw, summarised = set(existing_realisations(out_dir)), set(existing_summaries(out_dir))
+    indices = sorted(raw | summarised)
     if not indices:
-        raise ValueError(f"no realisation files in {out_dir}")
+        raise ValueError(f"no realisation or summary files in {out_dir}")
     lmax = check_lmax(lmax, settings.nside)
-    need, memory = summary_memory(settings.nside, len(settings.times), lmax), available_memory()
-    if need > memory:
-        raise ValueError(f"summarising nside {settings.nside} at lmax {lmax} needs about {_format_bytes(need)} "
-                         f"of memory; this machine has {_format_bytes(memory)}")
-    fingerprint = _file_fingerprint(out_dir, indices)
-    cache_path = Path(out_dir) / STATISTICS_CACHE
-    known = _read_statistics_cache(cache_path, lmax, settings) if cache else {}
-    rows = []
-    for index, size in fingerprint:
-        key = (int(index), int(size))
-        if key not in known:
+    rows, written = [], []
+    for index in indices:
+        summary = None
+        if index in summarised and (index not in raw or cache):
             try:
-                data = load_realisation(out_dir, index, settings)
+                summary = load_summary(out_dir, index, settings)
             except CorruptRealisationError as exc:
-                raise CorruptRealisationError(f"{exc} (`qlt simulate` with the manifest's settings "
-                                              f"recomputes it)") from None
-            stats = realisation_statistics(data["delta_r"], data["times"], lmax=lmax)
-            known[key] = (stats["C_ell"], stats["shot_noise"], stats["msd"], stats["times"])
-        rows.append(known[key])
-    result = {"indices": np.array(indices), "times": np.asarray(rows[-1][3], dtype=float), "lmax": lmax,
-              "C_ell": np.stack([r[0] for r in rows]), "shot_noise": np.stack([r[1] for r in rows]),
-              "msd": np.stack([r[2] for r in rows])}
-    if cache:
-        tmp = _temporary_path(cache_path, os.getpid())
+                if index not in raw:
+                    raise CorruptRealisationError(f"{exc}; no raw file to recompute it from (`qlt simulate` "
+                                                  f"with the manifest's settings recomputes both)") from None
+        if summary is None:
+            summary = summary_from_raw(out_dir, index, settings)
+            if cache and _store_summary(out_dir, summary):
+                written.append(index)
+        rows.append(summary)
+
+    def stack(name):
+        return np.stack([np.asarray(r[name], dtype=float) for r in rows])
+
+    cl_axis, noise_axis = stack("C_ell_axis")[..., :lmax + 1], stack("shot_noise_axis")
+    return {"indices": np.array(indices), "times": np.asarray(rows[-1]["times"], dtype=float),
+            "lmax": lmax, "C_ell": cl_axis.mean(axis=2), "shot_noise": noise_axis.mean(axis=2),
+            "msd": stack("msd"), "C_ell_axis": cl_axis, "shot_noise_axis": noise_axis,
+            "msd_axis": stack("msd_axis"), "summaries_written": written}
+
+
+def write_summaries(out_dir) -> dict:
+    """Give every raw realisation file of ``out_dir`` a verified summary file.
+
+    Converts a run made before summaries existed (or repairs missing and corrupt summaries);
+    afterwards the raw files may be deleted, :func:`summarize` needs only the summaries.
+
+    Returns
+    -------
+    dict
+        ``out``, ``written`` (indices whose summary was computed now), ``kept`` (valid summaries
+        already there), ``summaries`` (summary files now in the directory).
+    """
+    manifest = load_manifest(out_dir)
+    settings = SimulationSettings.from_dict(manifest["settings"])
+    written, kept = [], []
+    for index in existing_realisations(out_dir):
         try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, version=STATISTICS_VERSION, fingerprint=fingerprint, lmax=lmax,
-                         times=result["times"], C_ell=result["C_ell"],
-                         shot_noise=result["shot_noise"], msd=result["msd"])
-            os.replace(tmp, cache_path)
-        except OSError:          # a read-only directory still gets its summary, only uncached
-            tmp.unlink(missing_ok=True)
-    return result
+            load_summary(out_dir, index, settings)
+            kept.append(index)
+            continue
+        except CorruptRealisationError:
+            pass
+        summary = summary_from_raw(out_dir, index, settings)
+        try:
+            write_summary(out_dir, summary)
+        except OSError as exc:
+            raise ValueError(_os_error_line("write to", out_dir, exc)) from None
+        written.append(index)
+    return {"out": str(out_dir), "written": written, "kept": kept,
+            "summaries": len(existing_summaries(out_dir))}
 
 
 def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
@@ -1073,13 +1281,14 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
     lmax : int, optional
         Largest multipole (default ``3 nside - 1``).
     cache : bool
-        Read and update the per-realisation cache ``statistics.npz`` (:func:`ensemble_statistics`).
+        Use and write the per-realisation summary files (:func:`ensemble_statistics`).
 
     Returns
     -------
     dict
         ``times``; ``ell``; ``C_ell`` (ensemble mean, shot noise subtracted, per time);
         ``C_ell_raw``; ``C_ell_err`` (standard error of the mean over realisations);
+        ``C_ell_axis`` (ensemble mean per gradient axis ``x, y, z``, shot noise subtracted);
         ``shot_noise`` (per time); ``diffusion_coefficient`` ``<Delta x_i^2>/(2t)`` per time
         (units ``c r_g``) and its standard error; ``realisations``; ``settings``; and the
         per-realisation arrays ``per_realisation`` (not JSON-serialised by the CLI);
@@ -1107,6 +1316,7 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         "C_ell": cl_sub.mean(axis=0).tolist(),
         "C_ell_raw": cl.mean(axis=0).tolist(),
         "C_ell_err": sem(cl_sub).tolist(),
+        "C_ell_axis": (stats["C_ell_axis"] - stats["shot_noise_axis"][..., None]).mean(axis=0).tolist(),
         "shot_noise": noise.mean(axis=0).tolist(),
         "diffusion_coefficient": diffusion.mean(axis=0).tolist(),
         "diffusion_coefficient_err": sem(diffusion).tolist(),
@@ -1114,7 +1324,8 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         "expected": int(manifest.get("realisations", n)),
         "missing": sorted(set(range(int(manifest.get("realisations", n)))) - set(stats["indices"].tolist())),
         "settings": manifest["settings"],
-        "per_realisation": {"indices": stats["indices"], "C_ell": cl, "shot_noise": noise, "msd": msd},
+        "per_realisation": {name: stats[name] for name in ("indices", "C_ell", "shot_noise", "msd",
+                                                            "C_ell_axis", "shot_noise_axis", "msd_axis")},
     }
 
 

@@ -34,8 +34,9 @@ def parse_times(text: str) -> tuple:
 
 
 def _finished_files(out) -> int:
-    # counted without importing qltlib.simulate: the interrupt may have hit that very import
-    return len(list(Path(out).glob("realisation_[0-9][0-9][0-9][0-9][0-9].npz")))
+    # counted without importing qltlib.simulate: the interrupt may have hit that very import;
+    # every finished realisation has a summary file (its raw file is optional, --no-raw)
+    return len(list(Path(out).glob("summary_[0-9][0-9][0-9][0-9][0-9].npz")))
 
 
 def cmd_simulate(args) -> int:
@@ -63,7 +64,8 @@ def _simulate(args) -> int:
         report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
                               workers=args.workers, progress=not args.no_progress,
                               scheduler_timeout=args.scheduler_timeout,
-                              report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True))
+                              report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True),
+                              keep_raw=not args.no_raw)
     except WorkerError as exc:           # not the input's fault: exit 1, still one line
         print(f"qlt simulate: error: {exc} ({_finished_files(args.out)} finished realisation files kept "
               f"in {args.out})", file=sys.stderr)
@@ -77,8 +79,19 @@ def _simulate(args) -> int:
 
 
 def cmd_summarize(args) -> int:
-    """Print the ensemble summary of a simulation directory as JSON."""
-    from .simulate import summarize
+    """Print the ensemble summary of a simulation directory as JSON.
+
+    With ``--write-summaries``: only give every raw file its summary file and print what was
+    done (:func:`qltlib.simulate.write_summaries`).
+    """
+    from .simulate import summarize, write_summaries
+    if args.write_summaries:
+        if args.lmax is not None:
+            raise ValueError("--write-summaries writes every multipole up to 3 nside - 1; drop --lmax")
+        report = write_summaries(args.directory)
+        report["written"], report["kept"] = len(report["written"]), len(report["kept"])
+        print(json.dumps(report))
+        return 0
     summary = summarize(args.directory, lmax=args.lmax)
     summary.pop("per_realisation")
     if summary["realisations"] < summary["expected"]:
@@ -130,13 +143,22 @@ def register(subparsers) -> None:
                      help="local worker processes; 1 uses all cores through numba threads "
                           "(default: %(default)s)")
     sim.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    sim.add_argument("--no-raw", action="store_true",
+                     help="keep only each realisation's summary file (C_l per gradient axis, shot "
+                          "noise, mean-square displacement: all that `qlt summarize` needs), not "
+                          "its raw displacements; rerunning without --no-raw recomputes them")
     sim.set_defaults(func=cmd_simulate)
 
     summ = subparsers.add_parser("summarize", help="ensemble C_l, shot noise and diffusion coefficient",
-                                 description="Summarise a `qlt simulate` directory as JSON.")
+                                 description="Summarise a `qlt simulate` directory as JSON, from its per-realisation "
+                                             "summary files (computed from the raw files where missing).")
     summ.add_argument("directory", help="directory written by qlt simulate")
     summ.add_argument("--lmax", type=int, default=None,
                       help="largest multipole, at most 3 nside - 1 (default: 3 nside - 1)")
+    summ.add_argument("--write-summaries", action="store_true",
+                      help="only write the missing or corrupt summary files from the raw files "
+                           "(converts a run made before summaries existed) and print a short "
+                           "JSON report")
     summ.set_defaults(func=cmd_summarize)
 
 

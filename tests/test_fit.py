@@ -8,7 +8,7 @@ import pytest
 
 from qltlib import fit_cli
 from qltlib.fit import (ALPHA_RANGE, DEFAULT_LMAX, DEFAULT_LMAX_THEORY, DEFAULT_LMIN,
-                        PseudoClLikelihood, _alpha_interval, build_likelihood,
+                        PseudoClLikelihood, _alpha_interval, alpha_interval, build_likelihood,
                         cached_theory_grid, fit_energy_bin, fit_likelihood)
 from qltlib.transport import ALPHA_MIN_THEORY
 from qltlib.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
@@ -177,6 +177,32 @@ def test_alpha_interval_cases(log_alpha, sigma, kind, ends):
     _explained({"alpha": {"interval68": [lo, hi], "interval_kind": got_kind},
                 "notes": notes, "at_bound": at_bound})
     assert _alpha_interval(log_alpha, None, ALPHA_RANGE)[1] == "undetermined"
+
+
+@pytest.mark.parametrize("lower, upper, kind", [
+    (30.0, 90.0, "two-sided"),
+    (None, 90.0, "upper limit"),        # the profile never crossed its level below alpha
+    (30.0, None, "lower limit"),
+    (None, None, "unconstrained"),
+])
+def test_alpha_interval_with_asymmetric_ends(lower, upper, kind):
+    """The interval code shared with the simulation fit (qltlib.validation) takes any two ends."""
+    log_lower = -math.inf if lower is None else math.log(lower)
+    log_upper = math.inf if upper is None else math.log(upper)
+    (lo, hi), got_kind, notes = alpha_interval(math.log(50.0), log_lower, log_upper, ALPHA_RANGE)
+    assert got_kind == kind and (lo, hi) == (pytest.approx(lower), pytest.approx(upper))
+    _explained({"alpha": {"interval68": [lo, hi], "interval_kind": got_kind}, "notes": notes,
+                "at_bound": []})
+
+
+def test_cli_without_energy_or_with_simulation_options_is_refused():
+    parser = _parser()
+    args = parser.parse_args(["fit"])
+    with pytest.raises(ValueError, match="--energy-tev is required"):
+        args.func(args)
+    args = parser.parse_args(["fit", "--energy-tev", "13", "--time", "40"])
+    with pytest.raises(ValueError, match="--time applies only with --simulation"):
+        args.func(args)
 
 
 def test_unconstrained_bin_explains_its_null_interval():

@@ -20,10 +20,11 @@ import pytest
 
 from qltlib import simulate_cli
 from qltlib.simulate import (CorruptRealisationError, SettingsMismatchError, SimulationSettings,
-                             check_simulation_size, existing_realisations, load_realisation,
-                             pixel_directions, realisation_memory, realisation_seconds, realisation_seed,
-                             realisation_statistics, run_ensemble, run_realisation, settings_conflicts,
-                             summarize, white_noise_level, write_realisation)
+                             check_simulation_size, existing_realisations, existing_summaries,
+                             load_realisation, load_summary, pixel_directions, realisation_memory,
+                             realisation_seconds, realisation_seed, realisation_statistics,
+                             run_ensemble, run_realisation, settings_conflicts, summarize,
+                             white_noise_level, write_realisation, write_summaries)
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(nside=2, times=(1.0, 2.0), n_modes=24, seed=7, spectrum="white", k0=1e-2, k1=1e1)
@@ -139,7 +140,7 @@ def test_ensemble_resume_and_manifest(tmp_path):
         run_ensemble(other, out, 3, progress=False)
 
     summary = summarize(out)
-    assert (out / "statistics.npz").exists()
+    assert existing_summaries(out) == [0, 1, 2]
     cached, fresh = summarize(out), summarize(out, cache=False)
     for key in ("C_ell", "C_ell_err", "shot_noise", "diffusion_coefficient"):
         np.testing.assert_allclose(cached[key], fresh[key], rtol=1e-12)
@@ -349,25 +350,27 @@ def test_flipped_bit_in_a_file_is_detected(tmp_path, tiny_ensemble):
 
 def test_qlt_summarize_on_a_truncated_file_is_one_line(tmp_path, tiny_ensemble):
     out = _copy(tiny_ensemble, tmp_path)
+    (out / "summary_00001.npz").unlink()        # so that summarize needs the raw file
     _truncate(out / "realisation_00001.npz")
     _one_line_error(_qlt("summarize", out), "realisation_00001.npz", "unreadable")
 
 
-def test_corrupt_statistics_cache_is_rebuilt(tmp_path, tiny_ensemble):
+def test_corrupt_summary_is_recomputed_from_the_raw_file(tmp_path, tiny_ensemble):
     out = _copy(tiny_ensemble, tmp_path)
     fresh = summarize(out)
-    _truncate(out / "statistics.npz", keep=200)
+    good = (out / "summary_00002.npz").read_bytes()
+    _truncate(out / "summary_00002.npz", keep=200)
     again = summarize(out)
     np.testing.assert_array_equal(again["C_ell"], fresh["C_ell"])
-    with np.load(out / "statistics.npz") as cache:
-        assert cache["C_ell"].shape == (3, 2, 6)
+    assert (out / "summary_00002.npz").read_bytes() == good
 
 
 def _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble):
     """The issue's case: a manifest for nside 2, times 1, 2 holding files made at nside 4, times 20, 40."""
     small = _copy(tiny_ensemble, tmp_path)
     for i in range(3):
-        shutil.copy(nside4_ensemble / f"realisation_{i:05d}.npz", small / f"realisation_{i:05d}.npz")
+        for name in (f"realisation_{i:05d}.npz", f"summary_{i:05d}.npz"):
+            shutil.copy(nside4_ensemble / name, small / name)
     return small
 
 
@@ -390,7 +393,8 @@ def test_resume_recomputes_files_that_contradict_the_manifest(tmp_path, tiny_ens
     out = _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble)
     lines = []
     report = run_ensemble(SimulationSettings(**TINY), out, 3, progress=False, report=lines.append)
-    assert report["repaired"] == [0, 1, 2] and len(lines) == 3
+    assert report["repaired"] == [0, 1, 2] and len(lines) == 6      # raw and summary file of each
+    assert sum("summary_0000" in line for line in lines) == 3
     assert summarize(out)["times"] == [1.0, 2.0]
 
 
@@ -452,6 +456,8 @@ def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkey
         check_simulation_size(SimulationSettings(**TINY), workers=2, memory=2 ** 20)
     assert check_simulation_size(SimulationSettings(**TINY), memory=2 ** 40)["bytes"] < 2 ** 30
     out = _copy(tiny_ensemble, tmp_path)
+    for summary in out.glob("summary_*.npz"):       # the transform is needed only without them
+        summary.unlink()
     monkeypatch.setattr("qltlib.simulate.available_memory", lambda: 2 ** 20)
     with pytest.raises(ValueError, match="summarising nside 2 at lmax 5 needs about"):
         summarize(out)
@@ -557,3 +563,121 @@ def test_realisation_files_hold_the_final_directions(tmp_path):
         directions = data["directions"]
     assert directions.shape == (2, 12, 3)
     np.testing.assert_allclose(np.linalg.norm(directions, axis=2), 1.0, atol=1e-6)
+
+
+# --- issue 9: compact per-realisation summaries -------------------------------------------------
+
+def test_summary_files_hold_the_statistics_of_the_raw_files(tmp_path, tiny_ensemble):
+    settings = SimulationSettings(**TINY)
+    assert existing_summaries(tiny_ensemble) == existing_realisations(tiny_ensemble) == [0, 1, 2]
+    for index in range(3):
+        summary = load_summary(tiny_ensemble, index, settings)
+        raw = load_realisation(tiny_ensemble, index, settings)
+        stats = realisation_statistics(raw["delta_r"], raw["times"])
+        assert int(summary["lmax"]) == 3 * TINY["nside"] - 1
+        assert summary["C_ell_axis"].shape == (2, 3, 6) and summary["shot_noise_axis"].shape == (2, 3)
+        np.testing.assert_array_equal(summary["C_ell_axis"], stats["C_ell_axis"])
+        np.testing.assert_array_equal(summary["C_ell_axis"].mean(axis=1), stats["C_ell"])
+        np.testing.assert_array_equal(summary["msd"], stats["msd"])
+        np.testing.assert_allclose(summary["msd_axis"].sum(axis=1), summary["msd"], rtol=1e-12)
+    # verified like the raw files: other settings, truncation
+    with pytest.raises(CorruptRealisationError, match="summary_00000.npz contradicts the manifest.*n_modes"):
+        load_summary(tiny_ensemble, 0, SimulationSettings(**{**TINY, "n_modes": 25}))
+    out = _copy(tiny_ensemble, tmp_path)
+    _truncate(out / "summary_00001.npz", keep=300)
+    with pytest.raises(CorruptRealisationError, match="summary_00001.npz is unreadable"):
+        load_summary(out, 1, settings)
+    summary = dict(np.load(out / "summary_00002.npz"))
+    summary["msd_axis"] = summary["msd_axis"] * 2.0
+    np.savez(out / "summary_00002.npz", **summary)
+    with pytest.raises(CorruptRealisationError, match="inconsistent between the axes"):
+        load_summary(out, 2, settings)
+
+
+def test_summarize_works_from_summaries_alone(tmp_path, tiny_ensemble):
+    out = _copy(tiny_ensemble, tmp_path)
+    full = summarize(out)
+    for raw in out.glob("realisation_*.npz"):
+        raw.unlink()
+    alone = summarize(out)
+    for key in ("C_ell", "C_ell_err", "shot_noise", "diffusion_coefficient", "C_ell_axis"):
+        np.testing.assert_array_equal(alone[key], full[key])
+    assert alone["realisations"] == 3 and np.array(alone["C_ell_axis"]).shape == (2, 3, 6)
+    _truncate(out / "summary_00001.npz", keep=300)
+    with pytest.raises(CorruptRealisationError, match="summary_00001.npz is unreadable.*no raw file"):
+        summarize(out)
+
+
+def test_no_raw_run_keeps_summaries_only_and_a_later_run_restores_the_raw_files(tmp_path, tiny_ensemble):
+    settings = SimulationSettings(**TINY)
+    out = tmp_path / "compact"
+    report = run_ensemble(settings, out, 3, progress=False, keep_raw=False)
+    assert report["written"] == [0, 1, 2] and report["total"] == 3
+    assert existing_realisations(out) == [] and existing_summaries(out) == [0, 1, 2]
+    for index in range(3):
+        name = f"summary_{index:05d}.npz"
+        assert (out / name).read_bytes() == (tiny_ensemble / name).read_bytes()
+    again = run_ensemble(settings, out, 3, progress=False, keep_raw=False)
+    assert again["written"] == [] and again["skipped"] == [0, 1, 2]
+    restored = run_ensemble(settings, out, 3, progress=False)
+    assert restored["written"] == [0, 1, 2]
+    for index in range(3):
+        name = f"realisation_{index:05d}.npz"
+        assert (out / name).read_bytes() == (tiny_ensemble / name).read_bytes()
+
+
+def test_resume_completes_a_missing_or_corrupt_summary_from_the_raw_file(tmp_path, tiny_ensemble):
+    settings = SimulationSettings(**TINY)
+    out = _copy(tiny_ensemble, tmp_path)
+    good = {i: (out / f"summary_{i:05d}.npz").read_bytes() for i in range(3)}
+    (out / "summary_00000.npz").unlink()                 # killed between the raw and the summary file
+    _truncate(out / "summary_00002.npz", keep=300)
+    lines = []
+    report = run_ensemble(settings, out, 3, progress=False, report=lines.append)
+    assert report["written"] == [] and report["skipped"] == [0, 1, 2] and report["repaired"] == [2]
+    assert len(lines) == 1 and "summary_00002.npz" in lines[0]
+    assert all((out / f"summary_{i:05d}.npz").read_bytes() == good[i] for i in range(3))
+    # without raw files a corrupt summary means tracking again
+    for raw in out.glob("realisation_*.npz"):
+        raw.unlink()
+    _truncate(out / "summary_00001.npz", keep=300)
+    report = run_ensemble(settings, out, 3, progress=False, report=lines.append, keep_raw=False)
+    assert report["written"] == [1] and report["repaired"] == [1]
+    assert (out / "summary_00001.npz").read_bytes() == good[1]
+
+
+def _old_format(out):
+    """Strip the summaries and the stored settings: a run made before either existed."""
+    for summary in out.glob("summary_*.npz"):
+        summary.unlink()
+    for raw in out.glob("realisation_*.npz"):
+        with np.load(raw) as data:
+            arrays = {k: data[k] for k in data.files if k not in ("settings", "directions")}
+        np.savez(raw, **arrays)
+
+
+def test_old_format_directory_summarizes_and_converts(tmp_path, tiny_ensemble):
+    reference = summarize(tiny_ensemble, cache=False)
+    out = _copy(tiny_ensemble, tmp_path)
+    _old_format(out)
+    summary = summarize(out, cache=False)
+    assert existing_summaries(out) == []
+    np.testing.assert_array_equal(summary["C_ell"], reference["C_ell"])
+    done = _qlt("summarize", out, "--write-summaries")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["written"] == 3 and report["kept"] == 0 and report["summaries"] == 3
+    assert write_summaries(out)["written"] == []
+    for index in range(3):
+        name = f"summary_{index:05d}.npz"
+        assert (out / name).read_bytes() == (tiny_ensemble / name).read_bytes()
+    _one_line_error(_qlt("summarize", out, "--write-summaries", "--lmax", "3"), "--write-summaries")
+
+
+def test_qlt_simulate_no_raw(tmp_path):
+    out = tmp_path / "run"
+    done = _qlt("simulate", *TINY_ARGS, "--realisations", "2", "--no-raw", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total"] == 2
+    assert existing_realisations(out) == [] and existing_summaries(out) == [0, 1]
+    assert json.loads(_qlt("summarize", out).stdout)["realisations"] == 2

@@ -1,0 +1,250 @@
+"""Simulation against theory (qltlib.validation): steady-state fits, convergence times, D(t) vs K,
+and `qlt fit --simulation`."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qltlib.fit import TheoryGrid
+from qltlib.simulate import SimulationSettings, existing_summaries, prepare_output, summarize, write_summary
+from qltlib.spectrum import make_spectrum
+from qltlib.transport import standard_qlt_rates
+from qltlib.validation import (convergence_times, diffusion_comparison, fit_simulation, fit_table,
+                               time_index)
+
+REPO = Path(__file__).resolve().parents[1]
+K0, K1 = 1e-2, 1e1
+LMAX_THEORY = 16
+ALPHA_TRUE, KG2_TRUE = 60.0, 300.0
+
+
+@pytest.fixture(scope="module")
+def theory():
+    return TheoryGrid("white", K0, K1, LMAX_THEORY)
+
+
+def _summary(theory, alpha=ALPHA_TRUE, kg2=KG2_TRUE, relative_error=0.02, noise_seed=None,
+             times=(5.0, 10.0, 20.0)):
+    """A summarize()-like dict whose C_l at every time is kg2 * C^(1)(alpha) (optionally scattered)."""
+    cl = kg2 * theory.direct(alpha)
+    err = relative_error * cl
+    n_times = len(times)
+    data = np.tile(cl, (n_times, 1))
+    if noise_seed is not None:
+        data = data + np.random.default_rng(noise_seed).normal(size=data.shape) * err
+    diffusion = kg2 * K0
+    settings = SimulationSettings(nside=8, times=times, n_modes=16, spectrum="white", k0=K0, k1=K1)
+    return {"times": list(times), "C_ell": data.tolist(), "C_ell_err": np.tile(err, (n_times, 1)).tolist(),
+            "diffusion_coefficient": [diffusion] * n_times,
+            "diffusion_coefficient_err": [1e-3 * diffusion] * n_times,
+            "settings": settings.as_dict(), "realisations": 50}
+
+
+def test_free_fit_recovers_alpha_and_amplitude_of_an_exact_steady_state(theory):
+    result = fit_simulation(_summary(theory), lmax_theory=LMAX_THEORY, theory=theory)
+    assert result.converged and result.at_bound == []
+    assert result.alpha == pytest.approx(ALPHA_TRUE, rel=1e-3)
+    assert result.kg2 == pytest.approx(KG2_TRUE, rel=1e-3)
+    assert result.chi2 < 1e-3 and result.ndof == 15 - 2 and result.p_value > 0.999
+    low, high = result.alpha_interval
+    assert result.alpha_interval_kind == "two-sided" and low < ALPHA_TRUE < high
+    assert result.time == 20.0 and list(result.ell) == list(range(2, 17))
+    out = result.to_dict()
+    for key in ("alpha", "kg2", "chi2", "ndof", "converged", "at_bound", "notes", "time", "lmax_theory",
+                "p_value"):
+        assert key in out
+    assert set(out["alpha"]) >= {"value", "err", "interval68", "interval_kind"}
+    json.dumps(out, allow_nan=False)
+
+
+def test_diffusion_amplitude_is_fixed_by_the_simulated_plateau(theory):
+    summary = _summary(theory)
+    result = fit_simulation(summary, amplitude="diffusion", lmax_theory=LMAX_THEORY, theory=theory)
+    assert result.kg2 == pytest.approx(KG2_TRUE, rel=1e-12)        # D / k0, not fitted
+    assert result.kg2_err == pytest.approx(1e-3 * KG2_TRUE, rel=1e-12)
+    assert result.alpha == pytest.approx(ALPHA_TRUE, rel=1e-3) and result.ndof == 15 - 1
+    assert any("amplitude fixed" in note for note in result.notes)
+    # a wrong diffusion coefficient pulls alpha away and the fit becomes poor
+    summary["diffusion_coefficient"] = [2 * d for d in summary["diffusion_coefficient"]]
+    wrong = fit_simulation(summary, amplitude="diffusion", lmax_theory=LMAX_THEORY, theory=theory)
+    assert abs(math.log(wrong.alpha / ALPHA_TRUE)) > 0.1 and wrong.p_value < 1e-3
+    assert any("poor fit" in note for note in wrong.notes)
+
+
+def test_interval_is_where_the_profile_chi2_rises_by_one(theory):
+    summary = _summary(theory, noise_seed=3, relative_error=0.1)
+    result = fit_simulation(summary, lmax_theory=LMAX_THEORY, theory=theory)
+    data = np.array(summary["C_ell"])[-1, result.ell]
+    sigma = np.array(summary["C_ell_err"])[-1, result.ell]
+
+    def profile(alpha):
+        shape = theory.cl(alpha)[result.ell]
+        amplitude = np.sum(data * shape / sigma ** 2) / np.sum(shape ** 2 / sigma ** 2)
+        return np.sum((data - amplitude * shape) ** 2 / sigma ** 2)
+
+    assert profile(result.alpha) == pytest.approx(result.chi2, rel=1e-9)
+    assert result.alpha_interval_kind == "two-sided"
+    for end in result.alpha_interval:
+        assert profile(end) == pytest.approx(result.chi2 + 1.0, abs=1e-4)
+    for alpha in np.geomspace(*result.alpha_interval, 7)[1:-1]:
+        assert profile(alpha) < result.chi2 + 1.0
+    assert result.alpha_err == pytest.approx(
+        result.alpha * 0.5 * math.log(result.alpha_interval[1] / result.alpha_interval[0]))
+
+
+def test_alpha_stays_inside_the_theory_and_reports_its_edge(theory):
+    """Data made at alpha = 10 (the theory's edge): the fit must not wander below it."""
+    result = fit_simulation(_summary(theory, alpha=10.0), lmax_theory=LMAX_THEORY, theory=theory)
+    assert result.alpha >= 10.0 and "alpha" in result.at_bound
+    assert result.alpha_interval[0] is None and result.alpha_interval_kind == "upper limit"
+    assert any("lower edge" in note for note in result.notes)
+
+
+def test_noisy_multipoles_and_truncation_are_left_out_with_notes(theory):
+    summary = _summary(theory)
+    err = np.array(summary["C_ell_err"])
+    err[:, 5] = 2.0 * np.abs(np.array(summary["C_ell"])[:, 5])       # relative error 2
+    summary["C_ell_err"] = err.tolist()
+    result = fit_simulation(summary, lmax_theory=LMAX_THEORY, theory=theory)
+    assert 5 not in result.ell and result.ell.size == 14
+    assert any("left out l = 5" in note for note in result.notes)
+    short = TheoryGrid("white", K0, K1, 8)
+    truncated = fit_simulation(summary, lmax_theory=8, theory=short)
+    assert truncated.ell.max() == 8 and any("lmax_theory" in note for note in truncated.notes)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(amplitude="shape"), "amplitude must be one of free, diffusion"),
+    (dict(time=7.0), r"time 7 is not in the simulation; its times are Omega t = 5, 10, 20"),
+    (dict(lmin=5, lmax=5), "lmin < lmax"),
+    (dict(lmax_theory=1), "lmax_theory must be an integer >= 2"),
+    (dict(lmin=2, lmax=3, amplitude="free"), "only 2 multipoles"),
+])
+def test_bad_requests_are_one_line_value_errors(theory, options, message):
+    with pytest.raises(ValueError, match=message):
+        fit_simulation(_summary(theory), **{"lmax_theory": LMAX_THEORY, "theory": theory, **options})
+
+
+def test_theory_too_large_for_the_machine_is_refused(theory):
+    with pytest.raises(ValueError, match="lmax_theory = 100000"):
+        fit_simulation(_summary(theory), lmax_theory=100000)
+
+
+def test_fit_table_covers_every_truncation_and_amplitude(theory):
+    rows = fit_table(_summary(theory), lmax_theories=(8, LMAX_THEORY))
+    assert [(r["lmax_theory"], r["amplitude"]) for r in rows] == [
+        (8, "free"), (8, "diffusion"), (LMAX_THEORY, "free"), (LMAX_THEORY, "diffusion")]
+    for row in rows:
+        assert row["chi2_per_dof"] == pytest.approx(row["chi2"] / row["ndof"])
+        assert 0.0 <= row["p_value"] <= 1.0
+    exact = rows[2]
+    assert exact["alpha"] == pytest.approx(ALPHA_TRUE, rel=1e-3) and exact["p_value"] > 0.999
+    assert rows[0]["n_points"] == 7                       # l = 2..8 at lmax_theory = 8
+
+
+def test_convergence_times_find_the_earliest_steady_time():
+    times = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
+    cl = np.zeros((5, 4))
+    err = np.full((5, 4), 0.1)
+    cl[:, 1] = [0.2, 0.6, 0.95, 1.02, 1.0]       # steady from t = 40 (|0.95 - 1| < 0.14)
+    cl[:, 2] = [0.1, 0.2, 0.4, 0.7, 1.0]         # still rising: not shown steady
+    cl[:, 3] = [1.0, 1.0, 1.0, 1.0, 1.0]         # steady throughout
+    err[:, 3] = 2.0                              # ... but not resolved
+    cl[:, 0] = [1.0, 0.5, 1.0, 1.0, 1.0]         # leaves the band at t = 20, back from 40
+    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 16))}
+    assert sorted(rows) == [0, 1, 2, 3]          # l = 16 is beyond the arrays
+    assert rows[1]["time"] == 40.0 and rows[1]["steady"]
+    assert rows[2]["time"] is None and not rows[2]["steady"]
+    assert rows[2]["last_change"] == pytest.approx(0.3 / math.hypot(0.1, 0.1))
+    assert rows[3]["time"] is None and not rows[3]["resolved"]
+    assert rows[0]["time"] == 40.0
+    with pytest.raises(ValueError, match="shape"):
+        convergence_times(times, cl, err[:3])
+
+
+def test_diffusion_comparison_uses_qlt_rates_and_detects_a_plateau():
+    spectrum = make_spectrum("white", 1e-3, 1e2)
+    times = [10.0, 20.0, 40.0]
+    rising = diffusion_comparison(times, [1.4, 2.4, 3.6], [0.01, 0.01, 0.01], spectrum, alphas=(50.0,))
+    markov = standard_qlt_rates(spectrum).K
+    assert rising["K_markov"] == pytest.approx(markov)
+    # Markov limit: nu_1 = 2 pi^2 int g/k dk, K = 1/(3 nu_1)
+    assert markov == pytest.approx(1.0 / (6.0 * math.pi ** 2 * spectrum.moment(-1.0)))
+    assert rising["K_finite"][50.0] == pytest.approx(standard_qlt_rates(spectrum, 50.0 / 1e2).K)
+    assert not rising["plateau"] and rising["ratio_markov"][0] == pytest.approx(1.4 / markov)
+    flat = diffusion_comparison(times, [3.0, 3.59, 3.6], [0.01, 0.01, 0.01], spectrum)
+    assert flat["plateau"] and flat["last_change"] == pytest.approx(0.01 / math.hypot(0.01, 0.01))
+
+
+def test_time_index():
+    assert time_index([10.0, 20.0, 40.0]) == 2
+    assert time_index([10.0, 20.0, 40.0], 20) == 1
+    with pytest.raises(ValueError, match="not in the simulation"):
+        time_index([10.0, 20.0], 30.0)
+
+
+# --- qlt fit --simulation -------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def simulation_dir(tmp_path_factory, theory):
+    """A simulation directory of summary files alone (nside 8, 6 realisations) whose C_l scatter
+    about kg2 C^(1)(alpha) at every time, with a flat shot noise on top."""
+    out = tmp_path_factory.mktemp("sim") / "run"
+    times = (50.0, 100.0)          # 6 D t stays below (c t)^2
+    settings = SimulationSettings(nside=8, times=times, n_modes=16, spectrum="white", k0=K0, k1=K1)
+    prepare_output(out, settings, 6)
+    lmax = 3 * settings.nside - 1
+    cl = np.zeros(lmax + 1)
+    cl[:LMAX_THEORY + 1] = KG2_TRUE * theory.direct(ALPHA_TRUE)
+    rng = np.random.default_rng(1)
+    for index in range(6):
+        noise = np.full((len(times), 3), 1e-3)
+        scatter = 1.0 + 0.05 * rng.normal(size=(len(times), 3, lmax + 1))
+        msd = 6.0 * np.array(times) * KG2_TRUE * K0 * (1 + 0.01 * rng.normal(size=len(times)))
+        write_summary(out, {"version": np.int64(1), "index": np.int64(index), "times": np.array(times),
+                            "lmax": np.int64(lmax), "C_ell_axis": cl * scatter + noise[..., None],
+                            "shot_noise_axis": noise, "msd": msd,
+                            "msd_axis": np.repeat(msd[:, None] / 3.0, 3, axis=1),
+                            "settings": np.str_(json.dumps(settings.as_dict(), sort_keys=True))})
+    return out
+
+
+def _qlt(*args):
+    return subprocess.run([sys.executable, "-m", "qltlib.cli", *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_qlt_fit_simulation_prints_the_fit(simulation_dir):
+    assert existing_summaries(simulation_dir) == list(range(6))
+    assert summarize(simulation_dir)["realisations"] == 6
+    done = _qlt("fit", "--simulation", simulation_dir, "--lmax-theory", LMAX_THEORY)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["time"] == 100.0 and out["lmax_theory"] == LMAX_THEORY and out["amplitude"] == "free"
+    low, high = out["alpha"]["interval68"]
+    assert low < ALPHA_TRUE < high and out["alpha"]["interval_kind"] == "two-sided"
+    assert 0.0 < out["p_value"] <= 1.0 and out["ndof"] == 13
+    fixed = json.loads(_qlt("fit", "--simulation", simulation_dir, "--lmax-theory", LMAX_THEORY,
+                            "--amplitude", "diffusion", "--time", "50").stdout)
+    assert fixed["time"] == 50.0 and fixed["ndof"] == 14 and fixed["amplitude"] == "diffusion"
+    assert fixed["kg2"]["value"] == pytest.approx(KG2_TRUE, rel=0.03)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--simulation", "{tmp}"], "not a simulation directory"),
+    (["--simulation", "{sim}", "--time", "7"], "time 7 is not in the simulation"),
+    (["--simulation", "{sim}", "--lmax-theory", "100000"], "lmax_theory = 100000"),
+    (["--simulation", "{sim}", "--energy-tev", "13"], "--energy-tev applies only to a data fit"),
+    (["--simulation", "{sim}", "--amplitude", "shape"], "invalid choice"),
+    (["--energy-tev", "13", "--amplitude", "free"], "--amplitude applies only with --simulation"),
+    ([], "--energy-tev is required"),
+])
+def test_qlt_fit_simulation_bad_input_is_one_line_exit_2(tmp_path, simulation_dir, args, message):
+    done = _qlt("fit", *[a.format(tmp=tmp_path, sim=simulation_dir) for a in args])
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
