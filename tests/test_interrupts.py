@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from qltlib.simulate import SimulationSettings, existing_realisations, load_manifest, load_realisation
+from qltlib.simulate import (SimulationSettings, existing_realisations, existing_summaries, load_manifest,
+                             load_realisation, load_summary)
 
 REPO = Path(__file__).resolve().parents[1]
 #: one realisation takes seconds (768 particles x 5000 steps x 1024 modes): a signal sent once
@@ -140,13 +141,18 @@ def _check_clean_interrupt(run):
         settings = SimulationSettings.from_dict(load_manifest(run.out)["settings"])
         for index in kept:
             load_realisation(run.out, index, settings)        # raises if not intact
+        for index in existing_summaries(run.out):
+            load_summary(run.out, index, settings)
     assert str(len(kept)) in lines[0]
     return kept
 
 
-def test_interrupt_while_the_driver_imports_numba(tmp_path):
+def test_interrupt_while_the_driver_starts_the_run(tmp_path):
+    """The driver no longer imports numba (quick start), so the moment "driver imports numba" is
+    gone; it is interrupted as soon as it has written the manifest, while it checks the
+    directory and starts its worker."""
     run = Run(tmp_path / "run", LONG, workers=1, n=2)
-    run.wait_for(lambda r: _has_numba(r.proc.pid), timeout=60)
+    run.wait_for(lambda r: (r.out / "manifest.json").exists(), timeout=60)
     assert _check_clean_interrupt(run) == []
 
 
