@@ -158,7 +158,7 @@ def fit_simulation(summary: dict, time=None, lmax_theory: int = DEFAULT_LMAX_THE
     ----------
     summary : dict
         :func:`qltlib.simulate.summarize` output (``times``, ``C_ell``, ``C_ell_err``,
-        ``diffusion_coefficient``\\ [``_err``], ``settings``, ``realisations``).
+        ``diffusion_coefficient``, ``diffusion_coefficient_err``, ``settings``, ``realisations``).
     time : float, optional
         Back-tracking time ``Omega T`` (one of the simulation's; default the last).
     lmax_theory : int
