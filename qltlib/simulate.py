@@ -684,15 +684,17 @@ def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory
 # driver finished or died, even by SIGKILL -- exits at once, from a watchdog thread.
 
 def write_results(out_dir, result: dict, settings: SimulationSettings, keep_raw: bool = True) -> None:
-    """Files of one finished realisation: the raw file (if ``keep_raw``), then its summary.
+    """Files of one finished realisation: the raw file if ``keep_raw``, else its summary.
 
-    In this order a run killed in between leaves a verified raw file without summary, which
-    the next run completes from the raw file instead of tracking again.
+    A raw file's summary is made later, from the raw file, by :func:`verify_existing` on
+    resume or by :func:`summarize` (bit for bit the same): the summary needs healpy, whose
+    import (over a second, matplotlib and astropy included) would otherwise delay the start of
+    every worker.
     """
-    summary = realisation_summary(result, settings)
     if keep_raw:
         write_realisation(out_dir, result)
-    write_summary(out_dir, summary)
+    else:
+        write_summary(out_dir, realisation_summary(result, settings))
 
 
 _WORKER_COMMAND = "from qltlib.simulate import _worker_main; _worker_main()"
@@ -882,7 +884,8 @@ def verify_existing(out_dir, settings: SimulationSettings, n_realisations: int, 
 
     A realisation is finished when its summary verifies (:func:`load_summary`) and, with
     ``keep_raw``, its raw file too (:func:`load_realisation`). A verified raw file whose summary
-    is missing or corrupt is completed here, from the raw file (no tracking). Corrupt files are
+    is missing or corrupt is completed here, from the raw file (no tracking); a raw file is
+    written without its summary when ``keep_raw`` (:func:`write_results`). Corrupt files are
     reported (one line each) and deleted.
 
     Returns
