@@ -1017,7 +1017,7 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     finally:
         bar.close()
     return {"out": str(out_dir), "written": sorted(written), "skipped": skipped, "repaired": repaired,
-            "total": len(existing_summaries(out_dir))}
+            "total": len(set(existing_realisations(out_dir)) | set(existing_summaries(out_dir)))}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,8 +35,10 @@ def parse_times(text: str) -> tuple:
 
 def _finished_files(out) -> int:
     # counted without importing qltlib.simulate: the interrupt may have hit that very import;
-    # every finished realisation has a summary file (its raw file is optional, --no-raw)
-    return len(list(Path(out).glob("summary_[0-9][0-9][0-9][0-9][0-9].npz")))
+    # a finished realisation has a raw file, a summary file (--no-raw) or both
+    names = {p.name.split("_", 1)[1] for pattern in ("realisation_", "summary_")
+             for p in Path(out).glob(pattern + "[0-9][0-9][0-9][0-9][0-9].npz")}
+    return len(names)
 
 
 def cmd_simulate(args) -> int:

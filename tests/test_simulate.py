@@ -296,9 +296,12 @@ TINY_ARGS = ["--nside", "2", "--times", "1,2", "--modes", "24", "--seed", "7", "
 
 @pytest.fixture(scope="module")
 def tiny_ensemble(tmp_path_factory):
-    """Three realisations at TINY settings (made once; tests work on copies, see `_copy`)."""
+    """Three realisations at TINY settings, raw files and (written by a first `summarize`)
+    summaries; made once, tests work on copies (see `_copy`)."""
     out = tmp_path_factory.mktemp("tiny") / "run"
     run_ensemble(SimulationSettings(**TINY), out, 3, progress=False)
+    assert existing_summaries(out) == []          # a raw run defers its summaries
+    write_summaries(out)
     return out
 
 
@@ -306,6 +309,7 @@ def tiny_ensemble(tmp_path_factory):
 def nside4_ensemble(tmp_path_factory):
     out = tmp_path_factory.mktemp("nside4") / "run"
     run_ensemble(SimulationSettings(**{**TINY, "nside": 4, "times": (20.0, 40.0)}), out, 3, progress=False)
+    write_summaries(out)
     return out
 
 
