@@ -90,7 +90,7 @@ def register(subparsers) -> None:
     p.add_argument("--dataset", default=None,
                    help="registered data set (data/datasets.json; default icecube-12yr)")
     p.add_argument("--energy-tev", type=_number("energy-tev", positive=True), default=None,
-                   help="median energy of the bin in TeV (e.g. 13); required unless --simulation")
+                   help="median energy of the bin in TeV (e.g. 13); required unless --simulation (default: none)")
     p.add_argument("--lmin", type=_integer("lmin", 1), default=None,
                    help="lowest multipole fitted (default 2: the dipole is set by physics absent "
                         "from the model; also 2 with --simulation)")
@@ -115,12 +115,13 @@ def register(subparsers) -> None:
     p.add_argument("--simulation", default=None, metavar="DIR",
                    help="fit a test-particle ensemble (a `qlt simulate` directory) instead of "
                         "data: the steady state of the simulation's spectrum against its "
-                        "shot-noise-subtracted C_l, chi2 with the ensemble's standard errors")
+                        "shot-noise-subtracted C_l, chi2 with the ensemble's standard errors "
+                        "(default: none, fit the data)")
     p.add_argument("--time", type=_number("time", positive=True), default=None,
                    help="with --simulation: back-tracking time Omega t, units 1/Omega, one of "
                         "the run's (default: its last)")
     p.add_argument("--amplitude", choices=["free", "diffusion"], default=None,
                    help="with --simulation: K|G|^2 fitted (free) or fixed by the simulated "
                         "diffusion coefficient, K|G|^2 = D(T)/k0 in c k0 (diffusion) "
-                        "(default free)")
+                        "(default: free)")
     p.set_defaults(func=_fit_command)
