@@ -99,8 +99,22 @@ def cmd_summarize(args) -> int:
     if summary["realisations"] < summary["expected"]:
         print(f"qlt summarize: note: incomplete ensemble, {summary['realisations']} of "
               f"{summary['expected']} realisations in {args.directory}", file=sys.stderr)
-    print(json.dumps(summary))
+    if summary["realisations"] < 2:
+        print("qlt summarize: note: one realisation has no standard error (printed as null)",
+              file=sys.stderr)
+    print(json.dumps(_nan_to_null(summary), allow_nan=False))
     return 0
+
+
+def _nan_to_null(value):
+    """``value`` with every NaN (an undefined standard error) replaced by ``None``: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_null(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def register(subparsers) -> None:

@@ -685,3 +685,18 @@ def test_qlt_simulate_no_raw(tmp_path):
     assert json.loads(done.stdout)["total"] == 2
     assert existing_realisations(out) == [] and existing_summaries(out) == [0, 1]
     assert json.loads(_qlt("summarize", out).stdout)["realisations"] == 2
+
+
+def test_summarize_of_one_realisation_is_strict_json(tiny_ensemble, tmp_path):
+    """One realisation has no standard error: null in the JSON, never NaN, and a note."""
+    out = _copy(tiny_ensemble, tmp_path)
+    for index in (1, 2):
+        (out / f"realisation_{index:05d}.npz").unlink()
+        (out / f"summary_{index:05d}.npz").unlink()
+    done = subprocess.run([sys.executable, "-m", "qltlib.cli", "summarize", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "NaN" not in done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["realisations"] == 1 and summary["C_ell_err"][0][1] is None
+    assert "no standard error" in done.stderr
