@@ -184,8 +184,14 @@ class WavenumberQuadrature:
         w = (half[:, None] * _GL_W[None, :]).ravel()
         k = x / delta_t
         # dk = dx / dT ; g/k^2 = g dT^2 / x^2  ->  weight = g(k) dT / x^2 dx
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            weights = w * spectrum.g(k) * delta_t / x**2
+        if not np.all(np.isfinite(weights)):
+            # x = k Delta T so small that its square underflows: far outside alpha >> 1
+            raise ValueError(f"kernels not physical at Delta T = {delta_t!r} (k Delta T underflows); "
+                             f"the theory needs alpha = k1 c Delta T >> 1")
         self.nodes = x
-        self.weights = w * spectrum.g(k) * delta_t / x**2
+        self.weights = weights
         self.delta_t = delta_t
         self.spectrum = spectrum
 
