@@ -39,8 +39,9 @@ re-synchronisations, which are always float64), far below the statistical errors
 Individual trajectories are chaotic, so they separate from their float64 twins after a few
 ``1/Omega`` — as they would for any 1e-6 change of the step — while the ensemble statistics agree
 (chapter *Validation*, convergence section). Positions, velocities and the Boris rotation are
-float64 in both cases. The float32 digits depend on the machine code generated for the CPU (SIMD width and fused
-multiply-adds fix the rounding order of the vectorised mode sum); ensemble statistics do not.
+float64 in both cases. The float32 digits depend on the machine code generated for the CPU
+(SIMD width and fused multiply-adds fix the rounding order of the vectorised mode sum);
+ensemble statistics do not.
 
 Multirate evaluation (``multirate_tolerance > 0``)
 ------------------------------------------------
