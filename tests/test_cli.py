@@ -7,6 +7,8 @@ import pytest
 
 from qltlib.cli import main
 
+from cli_checks import assert_one_line_error
+
 
 def run_cli(*args):
     proc = subprocess.run([sys.executable, "-m", "qltlib.cli", *args], capture_output=True, text=True, timeout=300)
@@ -17,16 +19,6 @@ def _strict_json(text):
     def refuse(constant):
         raise ValueError(f"not JSON: {constant}")
     return json.loads(text, parse_constant=refuse)
-
-
-def _assert_one_line_error(proc, *words):
-    assert proc.returncode == 2, proc.stdout[:200]
-    assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def test_spectrum_json(capsys):
@@ -54,7 +46,7 @@ def test_no_coupling_gives_pure_dipole(capsys):
     (["--kg2", "abc"], "kg2"),
 ])
 def test_bad_input_is_one_line_error(args, word):
-    _assert_one_line_error(run_cli("spectrum", *args), word)
+    assert_one_line_error(run_cli("spectrum", *args), word)
 
 
 # --- issue 11: input outside the theory or the machine, and the CLI as users expect ----------
@@ -65,7 +57,7 @@ def test_bad_input_is_one_line_error(args, word):
 ])
 def test_alpha_outside_the_theory_is_refused(args):
     """Issue 11 defect 5: these exited 0 with negative C_l (or printed NaN)."""
-    line = _assert_one_line_error(run_cli("spectrum", *args), "alpha = k1 c Delta T >> 1")
+    line = assert_one_line_error(run_cli("spectrum", *args), "alpha = k1 c Delta T >> 1")
     assert "benchmarks/alpha_domain.py" in line     # the measured threshold is quoted
 
 
@@ -75,14 +67,14 @@ def test_wide_band_gives_positive_spectrum_or_refusal():
     proc = run_cli("spectrum", "--k0", "1e-10", "--k1", "1e10", "--lmax", "40")
     assert proc.returncode == 0, proc.stderr
     assert all(c > 0 for c in _strict_json(proc.stdout)["C_ell"])
-    _assert_one_line_error(run_cli("spectrum", "--spectrum", "kolmogorov", "--k0", "1e-10",
+    assert_one_line_error(run_cli("spectrum", "--spectrum", "kolmogorov", "--k0", "1e-10",
                                    "--k1", "1e10", "--lmax", "100"), "not physical", ">> 1")
 
 
 @pytest.mark.parametrize("args", [["--lmax", "500"], ["--lmax", "100000"]])
 def test_sizes_beyond_the_machine_are_refused_before_allocating(args):
     """Issue 11 defect 7: --lmax 500 passed 4 GB, --lmax 100000 died with a MemoryError."""
-    _assert_one_line_error(run_cli("spectrum", *args), "would need about", "GiB")
+    assert_one_line_error(run_cli("spectrum", *args), "would need about", "GiB")
 
 
 @pytest.mark.parametrize("args, words", [
@@ -94,7 +86,7 @@ def test_sizes_beyond_the_machine_are_refused_before_allocating(args):
 def test_messages_say_what_is_wrong(args, words):
     """Issue 11 defect 8: `--k1 inf` said `k1 must be larger than k0`; `--k0 1e299 --k1 1e300`
     said `Singular matrix`."""
-    line = _assert_one_line_error(run_cli("spectrum", *args), *words)
+    line = assert_one_line_error(run_cli("spectrum", *args), *words)
     assert "larger than k0" not in line and "Singular" not in line
 
 

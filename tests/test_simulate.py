@@ -26,6 +26,8 @@ from qltlib.simulate import (CorruptRealisationError, SettingsMismatchError, Sim
                              run_ensemble, run_realisation, settings_conflicts, summarize,
                              white_noise_level, write_realisation, write_summaries)
 
+from cli_checks import assert_one_line_error
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(nside=2, times=(1.0, 2.0), n_modes=24, seed=7, spectrum="white", k0=1e-2, k1=1e1)
 
@@ -214,16 +216,6 @@ def _qlt(*args, timeout=120):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def _one_line_error(done, *fragments):
-    assert done.returncode == 2, done.stderr
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
 # ~50 ms per realisation: the run is still busy when the first file appears
 @pytest.mark.parametrize("args, message", [
     (["--nside", "12"], "nside must be a power of two"),
@@ -235,7 +227,7 @@ def _one_line_error(done, *fragments):
      "closer than one step"),
 ])
 def test_qlt_simulate_bad_input_is_one_line_exit_2(tmp_path, args, message):
-    _one_line_error(_qlt("simulate", "--out", tmp_path / "x", *args), message)
+    assert_one_line_error(_qlt("simulate", "--out", tmp_path / "x", *args), message)
 
 
 CLI_ARGS = ["--nside", "4", "--times", "5,10", "--modes", "512", "--seed", "11", "--k0", "1e-2",
@@ -356,7 +348,7 @@ def test_qlt_summarize_on_a_truncated_file_is_one_line(tmp_path, tiny_ensemble):
     out = _copy(tiny_ensemble, tmp_path)
     (out / "summary_00001.npz").unlink()        # so that summarize needs the raw file
     _truncate(out / "realisation_00001.npz")
-    _one_line_error(_qlt("summarize", out), "realisation_00001.npz", "unreadable")
+    assert_one_line_error(_qlt("summarize", out), "realisation_00001.npz", "unreadable")
 
 
 def test_corrupt_summary_is_recomputed_from_the_raw_file(tmp_path, tiny_ensemble):
@@ -383,7 +375,7 @@ def test_summarize_refuses_files_that_contradict_the_manifest(tmp_path, tiny_ens
     out = _mixed_run(tmp_path, tiny_ensemble, nside4_ensemble)
     with pytest.raises(ValueError, match="realisation_00000.npz contradicts the manifest.*nside"):
         summarize(out)
-    _one_line_error(_qlt("summarize", out), "realisation_00000.npz", "contradicts the manifest")
+    assert_one_line_error(_qlt("summarize", out), "realisation_00000.npz", "contradicts the manifest")
     # files of the older format (no stored settings) are checked by shape and times
     for i in range(3):
         with np.load(out / f"realisation_{i:05d}.npz") as data:
@@ -439,7 +431,7 @@ def test_settings_added_later_are_compared_generically():
 def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path, tiny_ensemble):
     """Defect 6: --lmax 20 at nside 2 printed 120 lines of healpy warnings on stdout."""
     out = _copy(tiny_ensemble, tmp_path)
-    _one_line_error(_qlt("summarize", out, "--lmax", "20"), "3 nside - 1 = 5")
+    assert_one_line_error(_qlt("summarize", out, "--lmax", "20"), "3 nside - 1 = 5")
     done = _qlt("summarize", out, "--lmax", "5")
     assert done.returncode == 0 and done.stderr == ""
     assert len(json.loads(done.stdout)["ell"]) == 6
@@ -450,7 +442,7 @@ def test_summarize_lmax_beyond_the_map_is_refused_without_healpy_noise(tmp_path,
 def test_sizes_beyond_the_machine_are_refused_before_allocating(tmp_path, monkeypatch, tiny_ensemble):
     """Defect 7: `simulate --nside 4096` passed 4 GB before failing."""
     start = time.monotonic()
-    line = _one_line_error(_qlt("simulate", "--nside", 2 ** 16, "--out", tmp_path / "huge"), "needs about",
+    line = assert_one_line_error(_qlt("simulate", "--nside", 2 ** 16, "--out", tmp_path / "huge"), "needs about",
                            "of memory", "this machine has")
     assert time.monotonic() - start < 30 and not (tmp_path / "huge").exists()
     assert "per realisation" in line
@@ -501,14 +493,14 @@ def test_simulate_errors_are_one_line_exit_2(tmp_path, case):
     elif case == "negative scheduler timeout":
         done = _qlt("simulate", *TINY_ARGS, "--out", out, "--scheduler", "tcp://127.0.0.1:9",
                     "--scheduler-timeout", "-1")
-        _one_line_error(done, "scheduler timeout must be a positive number of seconds, got -1.0")
+        assert_one_line_error(done, "scheduler timeout must be a positive number of seconds, got -1.0")
         return
     else:
         out.mkdir()
         (out / "manifest.json").write_text("{ truncated")
         expected = [str(out / "manifest.json"), "manifest is corrupt"]
-        _one_line_error(_qlt("summarize", out), *expected)
-    _one_line_error(_qlt("simulate", *TINY_ARGS, "--out", out), *expected)
+        assert_one_line_error(_qlt("summarize", out), *expected)
+    assert_one_line_error(_qlt("simulate", *TINY_ARGS, "--out", out), *expected)
 
 
 @pytest.mark.parametrize("command", ["simulate", "summarize"])
@@ -675,7 +667,7 @@ def test_old_format_directory_summarizes_and_converts(tmp_path, tiny_ensemble):
     for index in range(3):
         name = f"summary_{index:05d}.npz"
         assert (out / name).read_bytes() == (tiny_ensemble / name).read_bytes()
-    _one_line_error(_qlt("summarize", out, "--write-summaries", "--lmax", "3"), "--write-summaries")
+    assert_one_line_error(_qlt("summarize", out, "--write-summaries", "--lmax", "3"), "--write-summaries")
 
 
 def test_qlt_simulate_no_raw(tmp_path):
