@@ -89,7 +89,7 @@ class TheoryGrid:
     Parameters
     ----------
     spectrum_name : str
-        ``white``, ``kolmogorov`` or ``logflat`` (:func:`qltlib.spectrum.make_spectrum`).
+        ``white``, ``kolmogorov``, ``logflat`` or ``flat3d`` (:func:`qltlib.spectrum.make_spectrum`).
     k0, k1 : float
         Turbulence band (units ``1/r_g``).
     lmax_theory : int

@@ -24,6 +24,7 @@ import argparse
 import sys
 
 from .cli import _integer, _number, checked_json
+from .spectrum import SPECTRA
 from .units import PAPER_K0, PAPER_K1
 
 # Defaults of --lmin/--lmax/--lmax-theory live in qltlib.fit (DEFAULT_LMIN, ...); they are not
@@ -101,7 +102,7 @@ def register(subparsers) -> None:
     p.add_argument("--dec-max", type=_number("dec-max"), default=None,
                    help="northern edge of the field of view, equatorial declination in degrees "
                         "(default: the data set's, -20 assumed for IceCube)")
-    p.add_argument("--spectrum", default=None, choices=["white", "kolmogorov", "logflat"],
+    p.add_argument("--spectrum", default=None, choices=sorted(SPECTRA),
                    help="turbulence spectrum g(k) (default white)")
     p.add_argument("--k0", type=_number("k0", positive=True), default=None,
                    help=f"smallest wavenumber k0, units 1/r_g (default {PAPER_K0:g})")
@@ -122,6 +123,7 @@ def register(subparsers) -> None:
                         "the run's (default: its last)")
     p.add_argument("--amplitude", choices=["free", "diffusion"], default=None,
                    help="with --simulation: K|G|^2 fitted (free) or fixed by the simulated "
-                        "diffusion coefficient, K|G|^2 = D(T)/k0 in c k0 (diffusion) "
+                        "diffusion coefficient, K|G|^2 = K/k0 in c k0 with K the plateau of "
+                        "D(t), the slope of <|dr|^2>/6 over the last interval (diffusion) "
                         "(default: free)")
     p.set_defaults(func=_fit_command)

@@ -91,7 +91,7 @@ class SimulationSettings:
     seed : int
         Ensemble seed (see module docstring).
     spectrum : str
-        ``white``, ``kolmogorov`` or ``logflat`` (:mod:`qltlib.spectrum`).
+        ``white``, ``kolmogorov``, ``logflat`` or ``flat3d`` (:mod:`qltlib.spectrum`).
     k0, k1 : float
         Turbulence band in units of ``1/r_g``.
     step_fraction : float
@@ -1274,6 +1274,49 @@ def write_summaries(out_dir) -> dict:
             "summaries": len(existing_summaries(out_dir))}
 
 
+def plateau_diffusion(msd, times) -> dict:
+    """Estimate of the diffusion coefficient ``K = lim D(t)`` from the slope of the mean-square
+    displacement between the last two times.
+
+    Where ``D(t) = <Delta x_i^2>/(2t)`` approaches ``K`` as ``K - b/t`` (the running coefficient
+    ``(1/3t) int_0^t (t - tau) R(tau) dtau`` with an integrable ``tau R(tau)``), the slope
+    ``(<Delta x_i^2>(t_n) - <Delta x_i^2>(t_{n-1})) / 2(t_n - t_{n-1})`` equals ``K`` exactly,
+    while ``D(t_n)`` still lies ``b/t_n`` below it. The slope between the two times before
+    (``previous``) tests that form: both agree when the ``1/t`` approach holds.
+
+    Parameters
+    ----------
+    msd : array_like, shape (n_real, n_times)
+        ``<|Delta r|^2>`` per realisation (units ``r_g^2``).
+    times : array_like, shape (n_times,)
+
+    Returns
+    -------
+    dict
+        ``value``, ``err`` (standard error over realisations; ``None`` with one realisation),
+        ``previous``, ``previous_err`` (the slope one interval earlier, ``None`` with fewer than
+        three times) and ``change`` (last minus previous, in its standard errors).
+    """
+    msd = np.atleast_2d(np.asarray(msd, dtype=float))
+    times = np.asarray(times, dtype=float)
+    padded_t = np.concatenate([[0.0], times])
+    padded = np.concatenate([np.zeros((msd.shape[0], 1)), msd], axis=1)
+    slopes = np.diff(padded, axis=1) / (6.0 * np.diff(padded_t))[None, :]
+    n = slopes.shape[0]
+
+    def mean_err(a):
+        return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(n)) if n > 1 else None)
+
+    value, err = mean_err(slopes[:, -1])
+    out = {"value": value, "err": err, "previous": None, "previous_err": None, "change": None}
+    if times.size >= 2:
+        out["previous"], out["previous_err"] = mean_err(slopes[:, -2])
+        difference, difference_err = mean_err(slopes[:, -1] - slopes[:, -2])
+        if difference_err:
+            out["change"] = difference / difference_err
+    return out
+
+
 def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
     """Ensemble summary of a simulation directory.
 
@@ -1293,7 +1336,8 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         ``C_ell_raw``; ``C_ell_err`` (standard error of the mean over realisations);
         ``C_ell_axis`` (ensemble mean per gradient axis ``x, y, z``, shot noise subtracted);
         ``shot_noise`` (per time); ``diffusion_coefficient`` ``<Delta x_i^2>/(2t)`` per time
-        (units ``c r_g``) and its standard error; ``realisations``; ``settings``; and the
+        (units ``c r_g``) and its standard error; ``diffusion_plateau`` and its error
+        (:func:`plateau_diffusion`); ``realisations``; ``settings``; and the
         per-realisation arrays ``per_realisation`` (not JSON-serialised by the CLI);
         ``expected`` (the ensemble size of the manifest) and ``missing`` (indices below it
         without a file): an incomplete ensemble has ``realisations < expected``.
@@ -1313,6 +1357,7 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
 
     cl_sub = cl - noise[:, :, None]
     diffusion = msd / (6.0 * times[None, :])               # <Delta x_i^2>/(2t), averaged over i
+    plateau = plateau_diffusion(msd, times)
     return {
         "times": times.tolist(),
         "ell": list(range(cl.shape[2])),
@@ -1323,6 +1368,8 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         "shot_noise": noise.mean(axis=0).tolist(),
         "diffusion_coefficient": diffusion.mean(axis=0).tolist(),
         "diffusion_coefficient_err": sem(diffusion).tolist(),
+        "diffusion_plateau": plateau["value"],
+        "diffusion_plateau_err": plateau["err"],
         "realisations": n,
         "expected": int(manifest.get("realisations", n)),
         "missing": sorted(set(range(int(manifest.get("realisations", n)))) - set(stats["indices"].tolist())),

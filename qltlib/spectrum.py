@@ -190,15 +190,32 @@ class LogFlatSpectrum(PowerLawSpectrum):
         return f"{type(self).__name__}(k0={self.k0!r}, k1={self.k1!r})"
 
 
+class Flat3DSpectrum(PowerLawSpectrum):
+    """Flat three-dimensional spectrum: ``S(k)`` constant, so ``g(k) = k^2 S \\propto k^2``.
+
+    Read this way, "white noise" puts almost all the energy at the shortest wavelengths:
+    ``k r_g >> 1`` for the paper's band, where scattering is weak.
+    """
+
+    name = "flat3d"
+
+    def __init__(self, k0: float = PAPER_K0, k1: float = PAPER_K1):
+        super().__init__(k0, k1, index=2.0)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(k0={self.k0!r}, k1={self.k1!r})"
+
+
 SPECTRA = {
     "white": WhiteNoiseSpectrum,
     "kolmogorov": KolmogorovSpectrum,
     "logflat": LogFlatSpectrum,
+    "flat3d": Flat3DSpectrum,
 }
 
 
 def make_spectrum(name: str, k0: float = PAPER_K0, k1: float = PAPER_K1) -> TurbulenceSpectrum:
-    """Build a named spectrum (``white``, ``kolmogorov`` or ``logflat``).
+    """Build a named spectrum (``white``, ``kolmogorov``, ``logflat`` or ``flat3d``).
 
     Raises
     ------

@@ -13,6 +13,7 @@ from scipy import integrate
 from qltlib.spectrum import (
     G_INTEGRAL,
     SPECTRA,
+    Flat3DSpectrum,
     KolmogorovSpectrum,
     LogFlatSpectrum,
     PowerLawSpectrum,
@@ -92,7 +93,7 @@ def test_g_vanishes_outside_the_band_and_is_positive_inside(factory):
 
 
 @pytest.mark.parametrize("cls, index", [(WhiteNoiseSpectrum, 0.0), (KolmogorovSpectrum, -5.0 / 3.0),
-                                        (LogFlatSpectrum, -1.0)])
+                                        (LogFlatSpectrum, -1.0), (Flat3DSpectrum, 2.0)])
 def test_named_spectra_have_the_stated_power_law(cls, index):
     spec = cls(1e-3, 1e2)
     k = np.geomspace(spec.k0, spec.k1, 31)
@@ -121,7 +122,7 @@ def test_white_noise_moment_minus_one_closed_form():
 
 
 def test_defaults_are_the_papers_band():
-    for cls in (WhiteNoiseSpectrum, KolmogorovSpectrum, LogFlatSpectrum, PowerLawSpectrum):
+    for cls in (WhiteNoiseSpectrum, KolmogorovSpectrum, LogFlatSpectrum, Flat3DSpectrum, PowerLawSpectrum):
         spec = cls()
         assert (spec.k0, spec.k1) == (PAPER_K0, PAPER_K1)
 

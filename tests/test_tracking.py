@@ -116,7 +116,7 @@ from qltlib.spectrum import make_spectrum  # noqa: E402
 from qltlib.tracking import multirate_field_error, multirate_plan, step_size  # noqa: E402
 
 
-@pytest.fixture(scope="module", params=["white", "kolmogorov", "logflat"])
+@pytest.fixture(scope="module", params=["white", "kolmogorov", "logflat", "flat3d"])
 def broad_turbulence(request):
     """The validation's five-decade band, for every spectrum the library offers."""
     return synthesise_turbulence(make_spectrum(request.param, 1e-3, 1e2), 256, rng=7)

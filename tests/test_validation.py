@@ -13,8 +13,11 @@ from qltlib.fit import TheoryGrid
 from qltlib.simulate import SimulationSettings, existing_summaries, prepare_output, summarize, write_summary
 from qltlib.spectrum import make_spectrum
 from qltlib.transport import standard_qlt_rates
-from qltlib.validation import (convergence_times, diffusion_comparison, fit_simulation, fit_table,
-                               time_index)
+from qltlib.simulate import plateau_diffusion
+from qltlib.transport import time_dependent_spectrum
+from qltlib.validation import (acceptable_alphas, chi2_profile, convergence_times, diffusion_comparison,
+                               fit_simulation, fit_table, multipole_ratio, resolved_multipoles,
+                               simulated_diffusion, time_dependent_comparison, time_index)
 
 REPO = Path(__file__).resolve().parents[1]
 K0, K1 = 1e-2, 1e1
@@ -148,15 +151,19 @@ def test_fit_table_covers_every_truncation_and_amplitude(theory):
 
 def test_convergence_times_find_the_earliest_steady_time():
     times = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
-    cl = np.zeros((5, 4))
-    err = np.full((5, 4), 0.1)
+    cl = np.zeros((5, 5))
+    err = np.full((5, 5), 0.1)
     cl[:, 1] = [0.2, 0.6, 0.95, 1.02, 1.0]       # steady from t = 40 (|0.95 - 1| < 0.14)
     cl[:, 2] = [0.1, 0.2, 0.4, 0.7, 1.0]         # still rising: not shown steady
     cl[:, 3] = [1.0, 1.0, 1.0, 1.0, 1.0]         # steady throughout
     err[:, 3] = 2.0                              # ... but not resolved
     cl[:, 0] = [1.0, 0.5, 1.0, 1.0, 1.0]         # leaves the band at t = 20, back from 40
-    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 16))}
-    assert sorted(rows) == [0, 1, 2, 3]          # l = 16 is beyond the arrays
+    cl[:, 4] = [0.5, 1.0, 1.05, 1.0, 3.0]        # steady from 20, then lost in shot noise:
+    err[4:, 4] = 5.0                             # judged against t = 80, the last it is resolved
+    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 4, 16))}
+    assert sorted(rows) == [0, 1, 2, 3, 4]       # l = 16 is beyond the arrays
+    assert rows[4]["time"] == 20.0 and rows[4]["late_time"] == 80.0 and rows[4]["late_value"] == 1.0
+    assert rows[1]["late_time"] == 160.0
     assert rows[1]["time"] == 40.0 and rows[1]["steady"]
     assert rows[2]["time"] is None and not rows[2]["steady"]
     assert rows[2]["last_change"] == pytest.approx(0.3 / math.hypot(0.1, 0.1))
@@ -248,3 +255,77 @@ def test_qlt_fit_simulation_bad_input_is_one_line_exit_2(tmp_path, simulation_di
     assert done.returncode == 2 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_chi2_profile_is_zero_at_the_true_alpha_and_maps_the_acceptable_range(theory):
+    alphas = [20.0, 40.0, 60.0, 90.0, 200.0]
+    profile = chi2_profile(_summary(theory), alphas, lmax_theory=LMAX_THEORY, theory=theory)
+    # the grid interpolates between solved alpha nodes: chi2 ~ 5e-4 at the truth, not zero
+    assert profile["chi2"][2] < 1e-2 and profile["ndof"] == 15 - 2
+    assert profile["kg2"][2] == pytest.approx(KG2_TRUE, rel=1e-4)
+    assert min(profile["chi2"][:2] + profile["chi2"][3:]) > 1.0
+    accepted = acceptable_alphas(profile)
+    assert accepted["best_alpha"] == 60.0 and accepted["fits"]
+    assert accepted["range"][0] <= 60.0 <= accepted["range"][1]
+    # amplitude fixed at the true K: the same minimum, one parameter fewer
+    fixed = chi2_profile(_summary(theory), alphas, lmax_theory=LMAX_THEORY, theory=theory, amplitude="diffusion")
+    assert fixed["ndof"] == 15 - 1 and fixed["chi2"][2] < 1e-2
+    assert fixed["kg2"] == pytest.approx([KG2_TRUE] * len(alphas))
+    with pytest.raises(ValueError, match="range"):
+        chi2_profile(_summary(theory), [5.0], lmax_theory=LMAX_THEORY, theory=theory)
+
+
+def test_plateau_diffusion_is_the_slope_of_the_mean_square_displacement():
+    times = np.array([10.0, 20.0, 40.0, 80.0])
+    k_true, b = np.array([[5.0], [7.0]]), np.array([[30.0], [10.0]])
+    msd = 6 * (k_true * times - b)          # D(t) = K - b/t: running D still below K
+    out = plateau_diffusion(msd, times)
+    assert out["value"] == pytest.approx(6.0) and out["previous"] == pytest.approx(6.0)
+    assert out["err"] == pytest.approx(1.0)  # K = 5, 7: standard error of the mean
+    assert np.all(msd[:, -1] / (6 * times[-1]) < k_true[:, 0])
+    single = plateau_diffusion(msd[:, :1], times[:1])   # one time: the running D itself
+    assert single["value"] == pytest.approx(np.mean(msd[:, 0]) / 60.0) and single["previous"] is None
+    # the summary's plateau, when present, fixes the amplitude; else the running D(T)
+    assert simulated_diffusion({"diffusion_plateau": 6.0, "diffusion_plateau_err": 0.1})[:2] == (6.0, 0.1)
+    assert simulated_diffusion({"times": [1.0, 2.0], "diffusion_coefficient": [1.0, 2.0],
+                                "diffusion_coefficient_err": [0.1, 0.2]})[:2] == (2.0, 0.2)
+
+
+def test_multipole_ratio_keeps_the_correlation_between_the_two_means():
+    rng = np.random.default_rng(3)
+    c1 = rng.uniform(50, 150, size=(40, 2))
+    cl = np.zeros((40, 2, 3))
+    cl[:, :, 1], cl[:, :, 2] = c1, 0.04 * c1        # C_2 follows C_1 exactly in every realisation
+    noise = np.full((40, 2), 0.5)
+    out = multipole_ratio({"C_ell": cl + noise[..., None], "shot_noise": noise})
+    np.testing.assert_allclose(out["ratio"], 0.04, rtol=1e-12)
+    np.testing.assert_allclose(out["err"], 0.0, atol=1e-12)  # quadrature would give about 2 per cent
+    cl[:, :, 2] = rng.uniform(2, 6, size=(40, 2))            # independent: error of order the scatter
+    out = multipole_ratio({"C_ell": cl, "shot_noise": np.zeros((40, 2))})
+    # first-order error propagation with the sample covariance (delta method)
+    for it in range(2):
+        x, y = cl[:, it, 1], cl[:, it, 2]
+        cov = np.cov(y / y.mean(), x / x.mean())
+        relative = math.sqrt((cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / 40)
+        assert out["err"][it] == pytest.approx(out["ratio"][it] * relative, rel=0.05)
+
+
+def test_resolved_multipoles_stops_at_the_first_noisy_multipole():
+    cl = np.array([[9.0, 9.0, 1.0, 1.0, 1.0, 1.0], [9.0, 9.0, 1.0, 1.0, 1.0, 1.0]])
+    err = np.array([[0.0, 0.0, 0.1, 0.3, 0.1, 0.1], [0.0, 0.0, 0.6, 0.1, 0.1, 0.1]])
+    assert resolved_multipoles(cl, err, 0.5) == [5, 1]
+    assert resolved_multipoles(cl, err, 0.2) == [2, 1]
+
+
+def test_time_dependent_comparison_recovers_the_alpha_of_an_exact_evolution():
+    spectrum = make_spectrum("white", K0, K1)
+    times, diffusion = (5.0, 10.0, 20.0), [2.0, 2.5, 3.0]
+    exact = time_dependent_spectrum(spectrum, 60.0, LMAX_THEORY, times, kg2=1.0)
+    cl = np.zeros((3, LMAX_THEORY + 1))
+    cl[:, 1:] = np.array(diffusion)[:, None] / K0 * exact
+    settings = SimulationSettings(nside=8, times=times, n_modes=16, spectrum="white", k0=K0, k1=K1)
+    summary = {"times": list(times), "C_ell": cl.tolist(), "C_ell_err": (0.02 * cl + 1e-30).tolist(),
+               "diffusion_coefficient": diffusion, "settings": settings.as_dict()}
+    out = time_dependent_comparison(summary, [30.0, 60.0, 120.0], lmax_theory=LMAX_THEORY)
+    assert out["best_alpha"] == [60.0, 60.0, 60.0] and out["ndof"] == [14, 14, 14]
+    assert np.all(np.array(out["chi2"])[:, 1] < 1e-12) and min(out["best_p_value"]) > 0.999
