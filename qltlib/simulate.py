@@ -1274,6 +1274,35 @@ def write_summaries(out_dir) -> dict:
             "summaries": len(existing_summaries(out_dir))}
 
 
+def _interval_slopes(msd, times) -> np.ndarray:
+    """Per realisation, ``Delta<|Delta r|^2> / 6 Delta t`` over each interval (from ``t = 0``)."""
+    msd = np.atleast_2d(np.asarray(msd, dtype=float))
+    padded_t = np.concatenate([[0.0], np.asarray(times, dtype=float)])
+    padded = np.concatenate([np.zeros((msd.shape[0], 1)), msd], axis=1)
+    return np.diff(padded, axis=1) / (6.0 * np.diff(padded_t))[None, :]
+
+
+def interval_diffusion(msd, times) -> dict:
+    """Diffusion coefficient over each interval between back-tracking times.
+
+    ``(<|Delta r|^2>(t_i) - <|Delta r|^2>(t_{i-1})) / 6 (t_i - t_{i-1})`` (with ``t_0 = 0``):
+    unlike the running ``D(t) = <|Delta r|^2>/6t`` it forgets the ballistic start, so it reaches
+    the plateau ``K`` as soon as the transport is diffusive (:func:`plateau_diffusion`).
+
+    Returns
+    -------
+    dict
+        ``start``, ``end`` (interval ends), ``value`` and ``err`` (mean and standard error over
+        realisations; ``err`` is ``nan`` with one realisation).
+    """
+    slopes = _interval_slopes(msd, times)
+    n = slopes.shape[0]
+    err = slopes.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(slopes.shape[1], np.nan)
+    times = np.asarray(times, dtype=float)
+    return {"start": np.concatenate([[0.0], times[:-1]]).tolist(), "end": times.tolist(),
+            "value": slopes.mean(axis=0).tolist(), "err": err.tolist()}
+
+
 def plateau_diffusion(msd, times) -> dict:
     """Estimate of the diffusion coefficient ``K = lim D(t)`` from the slope of the mean-square
     displacement between the last two times.
@@ -1294,14 +1323,10 @@ def plateau_diffusion(msd, times) -> dict:
     -------
     dict
         ``value``, ``err`` (standard error over realisations; ``None`` with one realisation),
-        ``previous``, ``previous_err`` (the slope one interval earlier, ``None`` with fewer than
-        three times) and ``change`` (last minus previous, in its standard errors).
+        ``previous``, ``previous_err`` (the slope one interval earlier, ``None`` with one time)
+        and ``change`` (last minus previous, in its standard errors).
     """
-    msd = np.atleast_2d(np.asarray(msd, dtype=float))
-    times = np.asarray(times, dtype=float)
-    padded_t = np.concatenate([[0.0], times])
-    padded = np.concatenate([np.zeros((msd.shape[0], 1)), msd], axis=1)
-    slopes = np.diff(padded, axis=1) / (6.0 * np.diff(padded_t))[None, :]
+    slopes = _interval_slopes(msd, times)
     n = slopes.shape[0]
 
     def mean_err(a):
@@ -1309,7 +1334,7 @@ def plateau_diffusion(msd, times) -> dict:
 
     value, err = mean_err(slopes[:, -1])
     out = {"value": value, "err": err, "previous": None, "previous_err": None, "change": None}
-    if times.size >= 2:
+    if slopes.shape[1] >= 2:
         out["previous"], out["previous_err"] = mean_err(slopes[:, -2])
         difference, difference_err = mean_err(slopes[:, -1] - slopes[:, -2])
         if difference_err:

@@ -607,3 +607,78 @@ def time_dependent_comparison(summary: dict, alphas, lmax_theory: int = DEFAULT_
             "best_alpha": alphas[best].tolist(),
             "best_p_value": [float(stats.chi2.sf(c, d)) for c, d in zip(best_chi2, ndof)],
             "model": model.tolist(), "lmax_theory": int(lmax_theory)}
+
+
+def _finite(values) -> list:
+    """JSON-safe copy: ``None`` for missing or infinite ends."""
+    return [None if v is None or not math.isfinite(v) else float(v) for v in values]
+
+
+def steady_time(convergence_rows, times) -> float:
+    """The earliest back-tracking time by which every resolved multipole of
+    :func:`convergence_times` is steady (the last time if none is shown steady)."""
+    steady = [row["time"] for row in convergence_rows if row["steady"]]
+    return float(max(steady)) if steady else float(np.asarray(times, dtype=float)[-1])
+
+
+def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
+                    time_dependent_lmax: int = 48, time_dependent_alphas=None, model_lmax: int = 40,
+                    fit_time=None) -> dict:
+    """Everything chapter *Validation* reports about one ensemble, as one JSON-friendly dict.
+
+    ``D(t)`` against QLT's ``K`` (with the plateau estimate), ``C_2/C_1`` per time, the
+    convergence time of ``l = 1, 2, 4, 8, 16``, the multipoles resolved to 50 and 20 per cent,
+    and at the steady time (:func:`steady_time`, or ``fit_time``) the fit table
+    (:func:`fit_table`, with the best model curve up to ``model_lmax``), the free fits at the
+    smallest and largest truncation at every later time (``fits_by_time``), the acceptable
+    ``alpha`` per truncation (:func:`chi2_profile`, free amplitude) and the time-dependent
+    comparison (:func:`time_dependent_comparison`) at every time.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`qltlib.simulate.summarize` output, with ``per_realisation``.
+    """
+    settings = summary["settings"]
+    spectrum = make_spectrum(settings["spectrum"], settings["k0"], settings["k1"])
+    times = np.asarray(summary["times"], dtype=float)
+    cl, cl_err = np.asarray(summary["C_ell"], dtype=float), np.asarray(summary["C_ell_err"], dtype=float)
+    alphas = np.geomspace(*ALPHA_RANGE, 41) if alphas is None else np.asarray(alphas, dtype=float)
+    td_alphas = np.geomspace(*ALPHA_RANGE, 21) if time_dependent_alphas is None else time_dependent_alphas
+    diffusion = diffusion_comparison(times, summary["diffusion_coefficient"],
+                                     summary["diffusion_coefficient_err"], spectrum)
+    diffusion.update(K_plateau=summary.get("diffusion_plateau"), K_plateau_err=summary.get("diffusion_plateau_err"))
+    convergence = convergence_times(times, cl, cl_err)
+    at = steady_time(convergence, times) if fit_time is None else float(times[time_index(times, fit_time)])
+    out = {"spectrum": settings["spectrum"], "k0": float(settings["k0"]), "k1": float(settings["k1"]),
+           "nside": int(settings["nside"]), "realisations": int(summary["realisations"]),
+           "times": times.tolist(), "diffusion": diffusion,
+           "ratio_c2_c1": multipole_ratio(summary["per_realisation"]), "convergence": convergence,
+           "resolved_50": resolved_multipoles(cl, cl_err, 0.5), "resolved_20": resolved_multipoles(cl, cl_err, 0.2),
+           "fit_time": at, "fits": [], "degeneracy": []}
+    for row in fit_table(summary, lmax_theories=lmax_theories, time=at):
+        grid = _theory_grid(settings, row["lmax_theory"])
+        row["model_curve"] = (row["kg2"] * grid.cl(row["alpha"])[1:model_lmax + 1]).tolist()
+        row["interval68"] = _finite(row["interval68"])
+        out["fits"].append(row)
+    out["fits_by_time"] = []
+    for t in times[times >= at * (1 - 1e-9)]:
+        for lmax_theory in (min(lmax_theories), max(lmax_theories)):
+            try:
+                fit = fit_simulation(summary, time=t, lmax_theory=lmax_theory)
+            except ValueError as exc:      # too few measured multipoles at this time
+                out["fits_by_time"].append({"time": float(t), "lmax_theory": int(lmax_theory),
+                                            "error": str(exc)})
+                continue
+            out["fits_by_time"].append({"time": float(t), "lmax_theory": int(lmax_theory),
+                                        "alpha": fit.alpha, "interval68": _finite(fit.alpha_interval),
+                                        "chi2": fit.chi2, "ndof": fit.ndof, "p_value": fit.p_value,
+                                        "n_points": int(fit.ell.size)})
+    for lmax_theory in lmax_theories:
+        profile = chi2_profile(summary, alphas, time=at, lmax_theory=lmax_theory)
+        out["degeneracy"].append({**acceptable_alphas(profile), "alpha": profile["alpha"],
+                                  "chi2": profile["chi2"], "ndof": profile["ndof"]})
+    td = time_dependent_comparison(summary, td_alphas, lmax_theory=time_dependent_lmax)
+    td["model"] = np.asarray(td["model"])[:, :, :model_lmax].tolist()
+    out["time_dependent"] = td
+    return out

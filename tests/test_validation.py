@@ -13,7 +13,7 @@ from qltlib.fit import TheoryGrid
 from qltlib.simulate import SimulationSettings, existing_summaries, prepare_output, summarize, write_summary
 from qltlib.spectrum import make_spectrum
 from qltlib.transport import standard_qlt_rates
-from qltlib.simulate import plateau_diffusion
+from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, chi2_profile, convergence_times, diffusion_comparison,
                                fit_simulation, fit_table, multipole_ratio, resolved_multipoles,
@@ -283,6 +283,9 @@ def test_plateau_diffusion_is_the_slope_of_the_mean_square_displacement():
     assert out["value"] == pytest.approx(6.0) and out["previous"] == pytest.approx(6.0)
     assert out["err"] == pytest.approx(1.0)  # K = 5, 7: standard error of the mean
     assert np.all(msd[:, -1] / (6 * times[-1]) < k_true[:, 0])
+    intervals = interval_diffusion(msd, times)
+    assert intervals["value"][1:] == pytest.approx([6.0] * 3) and intervals["end"] == times.tolist()
+    assert intervals["value"][0] == pytest.approx(np.mean(msd[:, 0]) / 60.0) and intervals["start"][0] == 0.0
     single = plateau_diffusion(msd[:, :1], times[:1])   # one time: the running D itself
     assert single["value"] == pytest.approx(np.mean(msd[:, 0]) / 60.0) and single["previous"] is None
     # the summary's plateau, when present, fixes the amplitude; else the running D(T)
