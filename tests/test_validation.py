@@ -16,8 +16,8 @@ from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, chi2_profile, convergence_times, diffusion_comparison,
-                               fit_simulation, fit_table, multipole_ratio, resolved_multipoles,
-                               simulated_diffusion, time_dependent_comparison, time_index)
+                               fit_simulation, fit_table, multipole_ratio, paper_claims, resolved_multipoles,
+                               simulated_diffusion, steady_time, time_dependent_comparison, time_index)
 
 REPO = Path(__file__).resolve().parents[1]
 K0, K1 = 1e-2, 1e1
@@ -332,3 +332,41 @@ def test_time_dependent_comparison_recovers_the_alpha_of_an_exact_evolution():
     out = time_dependent_comparison(summary, [30.0, 60.0, 120.0], lmax_theory=LMAX_THEORY)
     assert out["best_alpha"] == [60.0, 60.0, 60.0] and out["ndof"] == [14, 14, 14]
     assert np.all(np.array(out["chi2"])[:, 1] < 1e-12) and min(out["best_p_value"]) > 0.999
+
+
+def _analysis(steady_from, fixed_p, free_rows):
+    """A steady_analysis()-like dict with what paper_claims reads."""
+    def conv(ell, time):
+        return {"ell": ell, "time": time, "steady": time is not None, "resolved": True}
+
+    return {"spectrum": "white", "k0": 1e-3, "k1": 1e2, "fit_time": 80.0,
+            "convergence": [conv(1, steady_from), conv(2, steady_from)],
+            "diffusion": {"K_plateau": 6.0},
+            "fits": [{"lmax_theory": 24, "amplitude": "diffusion", "alpha": 55.0, "interval68": [45.0, 65.0],
+                      "p_value": fixed_p, "kg2": 6000.0},
+                     {"lmax_theory": 24, "amplitude": "free", "alpha": 30.0, "interval68": [20.0, 40.0],
+                      "p_value": 1e-3, "kg2": 600.0}],
+            "fits_by_time": free_rows}
+
+
+def test_paper_claims_follow_the_tables():
+    free_at_50 = [{"time": 160.0, "alpha": 48.0, "interval68": [None, 70.0], "p_value": 0.3}]
+    steady, holds, _ = paper_claims(_analysis(10.0, 0.5, []))
+    assert steady["verdict"] == "holds" and holds["verdict"] == "holds"
+    late, shape, larger_alpha = paper_claims(_analysis(80.0, 1e-6, free_at_50))
+    assert late["verdict"] == "fails" and "C_1 steady from Omega t = 80" in late["evidence"]
+    assert shape["verdict"] == "shape only" and "[160]" in shape["evidence"]
+    assert "amplitude 0.10 x K/k0" in shape["evidence"]        # 600 / (6.0 / 1e-3)
+    # the analytic steady state: alpha = 200 lies below alpha = 50 and falls faster
+    assert larger_alpha["verdict"] == "holds"
+    _, fails, _ = paper_claims(_analysis(None, 1e-6, [dict(free_at_50[0], p_value=0.01)]))
+    assert fails["verdict"] == "fails"
+
+
+def test_steady_time_needs_every_resolved_multipole_steady():
+    def row(ell, time, resolved=True):
+        return {"ell": ell, "time": time, "steady": time is not None, "resolved": resolved}
+
+    times = [10.0, 20.0, 40.0, 80.0]
+    assert steady_time([row(1, 20.0), row(2, 40.0), row(16, None, resolved=False)], times) == (40.0, True)
+    assert steady_time([row(1, None), row(4, 20.0)], times) == (80.0, False)
