@@ -758,3 +758,15 @@ def paper_claims(analysis: dict, lmax_theory: int = 48, compare_alpha: float = 2
                            f"{other[1] / paper[1]:.2f}, C_16/C_2 {other[15] / other[1]:.2e} vs "
                            f"{paper[15] / paper[1]:.2e}")}
     return [claim1, claim2, claim3]
+
+
+def format_claims(claims, width: int = 84) -> str:
+    """The rows of :func:`paper_claims` as numbered text: claim and verdict, then the evidence
+    wrapped to ``width`` characters."""
+    import textwrap
+
+    lines = []
+    for number, row in enumerate(claims, start=1):
+        lines.append(f"{number}. {row['claim']}: {row['verdict'].upper()}")
+        lines.append(textwrap.fill(row["evidence"], width, initial_indent="   ", subsequent_indent="   "))
+    return "\n".join(lines)

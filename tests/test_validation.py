@@ -16,7 +16,7 @@ from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, chi2_profile, convergence_times, diffusion_comparison,
-                               fit_simulation, fit_table, multipole_ratio, paper_claims, resolved_multipoles,
+                               fit_simulation, fit_table, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
                                simulated_diffusion, steady_time, time_dependent_comparison, time_index)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -361,6 +361,9 @@ def test_paper_claims_follow_the_tables():
     assert larger_alpha["verdict"] == "holds"
     _, fails, _ = paper_claims(_analysis(None, 1e-6, [dict(free_at_50[0], p_value=0.01)]))
     assert fails["verdict"] == "fails"
+    text = format_claims([late, shape], width=40).splitlines()
+    assert text[0] == "1. C_l steady by Omega t ~ 10: FAILS" and text[1].startswith("   C_1 steady")
+    assert max(len(line) for line in text if line.startswith("   ")) <= 40   # evidence wrapped
 
 
 def test_steady_time_needs_every_resolved_multipole_steady():
