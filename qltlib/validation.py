@@ -370,9 +370,9 @@ def convergence_times(times, cl, cl_err, ells=CONVERGENCE_ELLS, n_sigma: float =
                       max_relative_error: float = MAX_RELATIVE_ERROR) -> list:
     """Earliest time after which each ``C_l(t)`` stays within its error of the late value.
 
-    The late value is ``C_l`` at the latest time ``t_late`` at which it is resolved (relative
-    error at most ``max_relative_error``; shot noise grows with ``t``, so high ``l`` are lost
-    at late times). Time ``t_i`` qualifies when every time ``t_i <= t_j <= t_late`` has
+    The late value is ``C_l`` at the latest time ``t_late`` at which it is resolved (positive,
+    with relative error at most ``max_relative_error``; shot noise grows with ``t``, so high
+    ``l`` are lost at late times). Time ``t_i`` qualifies when every time ``t_i <= t_j <= t_late`` has
     ``|C_l(t_j) - C_l(t_late)| <= n_sigma sqrt(sigma_l(t_j)^2 + sigma_l(t_late)^2)``. The
     late time always agrees with itself, so steadiness is shown only when ``t_i`` lies before
     it.
@@ -408,7 +408,8 @@ def convergence_times(times, cl, cl_err, ells=CONVERGENCE_ELLS, n_sigma: float =
         series, errors = cl[:, ell], cl_err[:, ell]
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = errors / np.abs(series)
-        resolved_at = np.flatnonzero(np.isfinite(relative) & (relative <= max_relative_error))
+        # a negative C_l (shot noise over-subtracted) measures nothing, however small its error
+        resolved_at = np.flatnonzero(np.isfinite(relative) & (relative <= max_relative_error) & (series > 0))
         # the reference is the latest time at which C_l is measured at all: later times, where
         # shot noise swamps it, can neither confirm nor refute steadiness
         last = int(resolved_at[-1]) if resolved_at.size else times.size - 1
@@ -555,13 +556,13 @@ def multipole_ratio(per_realisation: dict, numerator: int = 2, denominator: int 
 
 
 def resolved_multipoles(cl, cl_err, threshold: float, lmin: int = 2) -> list:
-    """Per time, the largest ``l`` up to which every ``C_l`` (``lmin..l``) has relative error
-    at most ``threshold`` (``lmin - 1`` when already ``lmin`` fails)."""
+    """Per time, the largest ``l`` up to which every ``C_l`` (``lmin..l``) is positive with
+    relative error at most ``threshold`` (``lmin - 1`` when already ``lmin`` fails)."""
     cl, cl_err = np.asarray(cl, dtype=float), np.asarray(cl_err, dtype=float)
     out = []
     for values, errors in zip(np.atleast_2d(cl), np.atleast_2d(cl_err)):
         with np.errstate(divide="ignore", invalid="ignore"):
-            good = np.abs(errors[lmin:]) <= threshold * np.abs(values[lmin:])
+            good = (values[lmin:] > 0) & (np.abs(errors[lmin:]) <= threshold * values[lmin:])
         bad = np.flatnonzero(~good)
         out.append(int(lmin + (bad[0] if bad.size else good.size) - 1))
     return out
@@ -738,12 +739,15 @@ def paper_claims(analysis: dict, lmax_theory: int = 48, compare_alpha: float = 2
                           and r["p_value"] >= ACCEPTABLE_P and _contains(r["interval68"], PAPER_ALPHA)})
     best = max(analysis["fits"], key=lambda r: r["p_value"])
     plateau = analysis["diffusion"]["K_plateau"] / analysis["k0"]
-    low, high = (v if v is not None else math.nan for v in best["interval68"])
+    low, high = best["interval68"]
+    interval = (f"{low:.0f}-{high:.0f}" if low is not None and high is not None
+                else f"below {high:.0f}" if high is not None
+                else f"above {low:.0f}" if low is not None else "unbounded")
     claim2 = {"claim": "alpha ~ 50 fits the simulation",
               "verdict": "holds" if fixed_ok else ("shape only" if shape_times else "fails"),
               "evidence": (f"best at Omega t = {analysis['fit_time']:.0f}"
                            f"{'' if analysis.get('steady', True) else ' (not steady)'}: lmax {best['lmax_theory']}, "
-                           f"{best['amplitude']} amplitude, alpha {best['alpha']:.0f} ({low:.0f}-{high:.0f}), "
+                           f"{best['amplitude']} amplitude, alpha {best['alpha']:.0f} ({interval}), "
                            f"p = {best['p_value']:.1e}, amplitude {best['kg2'] / plateau:.2f} x K/k0; "
                            f"free fits with 50 inside at p >= {ACCEPTABLE_P:g}: Omega t = "
                            f"{[int(t) for t in shape_times] or 'none'}")}

@@ -151,8 +151,8 @@ def test_fit_table_covers_every_truncation_and_amplitude(theory):
 
 def test_convergence_times_find_the_earliest_steady_time():
     times = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
-    cl = np.zeros((5, 5))
-    err = np.full((5, 5), 0.1)
+    cl = np.zeros((5, 6))
+    err = np.full((5, 6), 0.1)
     cl[:, 1] = [0.2, 0.6, 0.95, 1.02, 1.0]       # steady from t = 40 (|0.95 - 1| < 0.14)
     cl[:, 2] = [0.1, 0.2, 0.4, 0.7, 1.0]         # still rising: not shown steady
     cl[:, 3] = [1.0, 1.0, 1.0, 1.0, 1.0]         # steady throughout
@@ -160,8 +160,11 @@ def test_convergence_times_find_the_earliest_steady_time():
     cl[:, 0] = [1.0, 0.5, 1.0, 1.0, 1.0]         # leaves the band at t = 20, back from 40
     cl[:, 4] = [0.5, 1.0, 1.05, 1.0, 3.0]        # steady from 20, then lost in shot noise:
     err[4:, 4] = 5.0                             # judged against t = 80, the last it is resolved
-    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 4, 16))}
-    assert sorted(rows) == [0, 1, 2, 3, 4]       # l = 16 is beyond the arrays
+    cl[:, 5] = [0.5, 1.0, 1.0, 1.0, -0.6]        # over-subtracted at the end: judged at t = 80
+    err[4, 5] = 0.4
+    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 4, 5, 16))}
+    assert sorted(rows) == [0, 1, 2, 3, 4, 5]    # l = 16 is beyond the arrays
+    assert rows[5]["late_time"] == 80.0 and rows[5]["time"] == 20.0
     assert rows[4]["time"] == 20.0 and rows[4]["late_time"] == 80.0 and rows[4]["late_value"] == 1.0
     assert rows[1]["late_time"] == 160.0
     assert rows[1]["time"] == 40.0 and rows[1]["steady"]
