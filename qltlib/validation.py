@@ -49,6 +49,9 @@ ALPHA_SCAN_POINTS = 401
 TABLE_LMAX_THEORY = (12, 24, 48, 100, 200)
 #: multipoles of the convergence-time measurement (issue 9, item 2)
 CONVERGENCE_ELLS = (1, 2, 4, 8, 16)
+#: a C_l serves as the late reference of the convergence time only where it is measured to
+#: better than this (2 sigma): a 1-sigma value of pure shot noise would otherwise decide
+CONVERGENCE_MAX_RELATIVE_ERROR = 0.5
 
 
 def time_index(times, time=None, tolerance: float = 1e-6) -> int:
@@ -367,7 +370,7 @@ def fit_table(summary: dict, lmax_theories=TABLE_LMAX_THEORY, amplitudes=AMPLITU
 
 
 def convergence_times(times, cl, cl_err, ells=CONVERGENCE_ELLS, n_sigma: float = 1.0,
-                      max_relative_error: float = MAX_RELATIVE_ERROR) -> list:
+                      max_relative_error: float = CONVERGENCE_MAX_RELATIVE_ERROR) -> list:
     """Earliest time after which each ``C_l(t)`` stays within its error of the late value.
 
     The late value is ``C_l`` at the latest time ``t_late`` at which it is resolved (positive,
