@@ -1274,6 +1274,14 @@ def write_summaries(out_dir) -> dict:
             "summaries": len(existing_summaries(out_dir))}
 
 
+def _standard_error(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Standard error of the mean over realisations (``nan`` with one realisation)."""
+    n = a.shape[axis]
+    if n < 2:
+        return np.full(np.delete(a.shape, axis), np.nan)
+    return np.std(a, axis=axis, ddof=1) / math.sqrt(n)
+
+
 def _interval_slopes(msd, times) -> np.ndarray:
     """Per realisation, ``Delta<|Delta r|^2> / 6 Delta t`` over each interval (from ``t = 0``)."""
     msd = np.atleast_2d(np.asarray(msd, dtype=float))
@@ -1296,8 +1304,7 @@ def interval_diffusion(msd, times) -> dict:
         realisations; ``err`` is ``nan`` with one realisation).
     """
     slopes = _interval_slopes(msd, times)
-    n = slopes.shape[0]
-    err = slopes.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(slopes.shape[1], np.nan)
+    err = _standard_error(slopes)
     times = np.asarray(times, dtype=float)
     return {"start": np.concatenate([[0.0], times[:-1]]).tolist(), "end": times.tolist(),
             "value": slopes.mean(axis=0).tolist(), "err": err.tolist()}
@@ -1327,10 +1334,10 @@ def plateau_diffusion(msd, times) -> dict:
         and ``change`` (last minus previous, in its standard errors).
     """
     slopes = _interval_slopes(msd, times)
-    n = slopes.shape[0]
 
     def mean_err(a):
-        return float(a.mean()), (float(a.std(ddof=1) / math.sqrt(n)) if n > 1 else None)
+        err = float(_standard_error(a))
+        return float(a.mean()), (None if math.isnan(err) else err)
 
     value, err = mean_err(slopes[:, -1])
     out = {"value": value, "err": err, "previous": None, "previous_err": None, "change": None}
@@ -1376,9 +1383,7 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
     stats = ensemble_statistics(out_dir, lmax=lmax, cache=cache)
     times, cl, noise, msd = stats["times"], stats["C_ell"], stats["shot_noise"], stats["msd"]
     n = len(stats["indices"])
-
-    def sem(a):
-        return np.std(a, axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(a.shape[1:], np.nan)
+    sem = _standard_error
 
     cl_sub = cl - noise[:, :, None]
     diffusion = msd / (6.0 * times[None, :])               # <Delta x_i^2>/(2t), averaged over i
