@@ -634,7 +634,8 @@ def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
                     fit_time=None) -> dict:
     """Everything chapter *Validation* reports about one ensemble, as one JSON-friendly dict.
 
-    ``D(t)`` against QLT's ``K`` (with the plateau estimate), ``C_2/C_1`` per time, the
+    ``D(t)`` against QLT's ``K`` (with the plateau estimate and the interval slopes of
+    :func:`qltlib.simulate.interval_diffusion`), ``C_2/C_1`` per time, the
     convergence time of ``l = 1, 2, 4, 8, 16``, the multipoles resolved to 50 and 20 per cent,
     and at the steady time (:func:`steady_time`, or ``fit_time``; the last time, with
     ``steady`` false, when the ensemble is not steady) the fit table
@@ -648,6 +649,8 @@ def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
     summary : dict
         :func:`qltlib.simulate.summarize` output, with ``per_realisation``.
     """
+    from .simulate import interval_diffusion
+
     settings = summary["settings"]
     spectrum = make_spectrum(settings["spectrum"], settings["k0"], settings["k1"])
     times = np.asarray(summary["times"], dtype=float)
@@ -656,7 +659,8 @@ def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
     td_alphas = np.geomspace(*ALPHA_RANGE, 21) if time_dependent_alphas is None else time_dependent_alphas
     diffusion = diffusion_comparison(times, summary["diffusion_coefficient"],
                                      summary["diffusion_coefficient_err"], spectrum)
-    diffusion.update(K_plateau=summary.get("diffusion_plateau"), K_plateau_err=summary.get("diffusion_plateau_err"))
+    diffusion.update(K_plateau=summary.get("diffusion_plateau"), K_plateau_err=summary.get("diffusion_plateau_err"),
+                     intervals=interval_diffusion(summary["per_realisation"]["msd"], times))
     convergence = convergence_times(times, cl, cl_err)
     at, steady = steady_time(convergence, times)
     if fit_time is not None:
