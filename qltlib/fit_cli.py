@@ -16,7 +16,8 @@ status 2. Chapter *Comparison with observations* (:ref:`ch-observations`).
 ``qlt fit --simulation DIR [--time T] [--lmax-theory L] [--amplitude free|diffusion]`` fits the
 steady state to a test-particle ensemble instead (:func:`qltlib.validation.fit_simulation`,
 chapter *Validation by test particles*): the same keys, without ``noise``, plus ``time``,
-``lmax_theory``, ``p_value``, ``amplitude`` and the fitted points.
+``lmax_theory``, ``p_value``, ``amplitude`` and the fitted points. Without ``--time`` it fits at
+the ensemble's steady time (:func:`qltlib.validation.ensemble_steady_time`), as chapter 7's table.
 """
 from __future__ import annotations
 
@@ -66,14 +67,22 @@ def _fit_simulation_command(args, options) -> int:
         raise ValueError(f"--{given[0].replace('_', '-')} applies only to a data fit; --simulation takes "
                          f"the spectrum and band from the simulation's manifest")
     from .simulate import summarize
-    from .validation import fit_simulation
+    from .validation import ensemble_steady_time, fit_simulation
 
     summary = summarize(args.simulation)
     if summary["realisations"] < 2:
         raise ValueError(f"{args.simulation} holds {summary['realisations']} realisation; the fit needs "
                          f"at least 2 for the errors of C_l")
-    result = fit_simulation(summary, time=args.time, amplitude=args.amplitude or "free", **options)
+    time, note = args.time, None
+    if time is None:
+        time, steady = ensemble_steady_time(summary)
+        note = (f"time: the steady time, Omega t = {time:g}, from which C_l (l = 1, 2, 4, 8, 16) stays "
+                f"one constant" if steady else
+                f"time: the last, Omega t = {time:g}; the ensemble is not shown steady before it")
+    result = fit_simulation(summary, time=time, amplitude=args.amplitude or "free", **options)
     out = result.to_dict()
+    if note:
+        out["notes"] = [note, *out["notes"]]
     out["simulation"] = str(args.simulation)
     sys.stdout.write(checked_json(out) + "\n")
     return 0
@@ -120,7 +129,8 @@ def register(subparsers) -> None:
                         "(default: none, fit the data)")
     p.add_argument("--time", type=_number("time", positive=True), default=None,
                    help="with --simulation: back-tracking time Omega t, units 1/Omega, one of "
-                        "the run's (default: its last)")
+                        "the run's (default: its steady time, the earliest from which C_l, "
+                        "l = 1, 2, 4, 8, 16, stays one constant; its last time if never)")
     p.add_argument("--amplitude", choices=["free", "diffusion"], default=None,
                    help="with --simulation: K|G|^2 fitted (free) or fixed by the simulated "
                         "diffusion coefficient, K|G|^2 = K/k0 in c k0 with K the plateau of "

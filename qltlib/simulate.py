@@ -1301,13 +1301,18 @@ def interval_diffusion(msd, times) -> dict:
     -------
     dict
         ``start``, ``end`` (interval ends), ``value`` and ``err`` (mean and standard error over
-        realisations; ``err`` is ``nan`` with one realisation).
+        realisations; ``err`` is ``nan`` with one realisation), and ``change``, ``change_err``:
+        the change of the slope from each interval to the next, with its standard error paired
+        realisation by realisation (the slopes of one realisation are correlated, so this is
+        smaller than the two errors combined).
     """
     slopes = _interval_slopes(msd, times)
     err = _standard_error(slopes)
+    change = np.diff(slopes, axis=1)
     times = np.asarray(times, dtype=float)
     return {"start": np.concatenate([[0.0], times[:-1]]).tolist(), "end": times.tolist(),
-            "value": slopes.mean(axis=0).tolist(), "err": err.tolist()}
+            "value": slopes.mean(axis=0).tolist(), "err": err.tolist(),
+            "change": change.mean(axis=0).tolist(), "change_err": _standard_error(change).tolist()}
 
 
 def plateau_diffusion(msd, times) -> dict:

@@ -49,9 +49,11 @@ ALPHA_SCAN_POINTS = 401
 TABLE_LMAX_THEORY = (12, 24, 48, 100, 200)
 #: multipoles of the convergence-time measurement (issue 9, item 2)
 CONVERGENCE_ELLS = (1, 2, 4, 8, 16)
-#: a C_l serves as the late reference of the convergence time only where it is measured to
-#: better than this (2 sigma): a 1-sigma value of pure shot noise would otherwise decide
+#: a C_l enters the convergence-time test only up to the last time it is measured to better
+#: than this (2 sigma): later, shot noise swamps it and it can neither confirm nor refute
 CONVERGENCE_MAX_RELATIVE_ERROR = 0.5
+#: p-value at and above which C_l(t) from some time on counts as one steady value
+CONVERGENCE_P_MIN = 0.05
 
 
 def time_index(times, time=None, tolerance: float = 1e-6) -> int:
@@ -369,65 +371,108 @@ def fit_table(summary: dict, lmax_theories=TABLE_LMAX_THEORY, amplitudes=AMPLITU
     return rows
 
 
-def convergence_times(times, cl, cl_err, ells=CONVERGENCE_ELLS, n_sigma: float = 1.0,
-                      max_relative_error: float = CONVERGENCE_MAX_RELATIVE_ERROR) -> list:
-    """Earliest time after which each ``C_l(t)`` stays within its error of the late value.
+def _steady_tail_p_value(samples) -> tuple:
+    """``(p, value, err)`` of the hypothesis that the ensemble means of ``samples`` are one value.
 
-    The late value is ``C_l`` at the latest time ``t_late`` at which it is resolved (positive,
-    with relative error at most ``max_relative_error``; shot noise grows with ``t``, so high
-    ``l`` are lost at late times). Time ``t_i`` qualifies when every time ``t_i <= t_j <= t_late`` has
-    ``|C_l(t_j) - C_l(t_late)| <= n_sigma sqrt(sigma_l(t_j)^2 + sigma_l(t_late)^2)``. The
-    late time always agrees with itself, so steadiness is shown only when ``t_i`` lies before
-    it.
+    ``samples`` has shape ``(n_realisations, n_times)``. The means are fitted by a constant with
+    their full covariance over times (generalised least squares); the inverse covariance carries
+    the factor ``(n - k - 2)/(n - 1)`` that makes it unbiased for ``k`` times and ``n``
+    realisations (Hartlap, Simon & Schneider 2007). ``p`` is ``nan`` when ``n <= k + 2``.
+    """
+    n, k = samples.shape
+    mean = samples.mean(axis=0)
+    if n <= k + 2:
+        return math.nan, float(mean[-1]), math.nan
+    covariance = np.atleast_2d(np.cov(samples, rowvar=False)) / n
+    inverse = np.linalg.pinv(covariance) * (n - k - 2) / (n - 1)
+    ones = np.ones(k)
+    weight = float(ones @ inverse @ ones)
+    value = float(ones @ inverse @ mean) / weight
+    residual = mean - value
+    chi2 = float(residual @ inverse @ residual)
+    return float(stats.chi2.sf(chi2, k - 1)), value, 1.0 / math.sqrt(weight)
+
+
+def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: float = CONVERGENCE_P_MIN,
+                      max_relative_error: float = CONVERGENCE_MAX_RELATIVE_ERROR) -> list:
+    """Earliest time from which each ``C_l(t)`` is consistent with one steady value.
+
+    The late time ``t_late`` is the latest at which ``C_l`` is measured (ensemble mean positive,
+    relative standard error at most ``max_relative_error``; shot noise grows with ``t``, so high
+    ``l`` are lost at late times). ``C_l`` is steady from ``t_i`` when the means at
+    ``t_i <= t_j <= t_late`` are consistent with a constant: ``chi^2`` of the best constant, with
+    the covariance of the means between times estimated over realisations, has ``p >= p_min``
+    (:func:`_steady_tail_p_value`). The covariance matters: the particles back-tracked to ``t_j``
+    and ``t_(j+1)`` share their first ``t_j``, so the means at neighbouring times are correlated
+    (up to 0.9 for the dipole), and a change between them is measured far better than the two
+    standard errors suggest. One joint test per start time avoids the chance failures of checking
+    each time against a noisy reference in turn. The late time always agrees with itself, so
+    steadiness is shown only when ``t_i`` lies before it.
 
     Parameters
     ----------
     times : array_like, shape (n_times,)
-    cl, cl_err : array_like, shape (n_times, lmax+1)
-        Ensemble mean (shot noise subtracted) and its standard error.
+    per_realisation_cl : array_like, shape (n_realisations, n_times, lmax+1)
+        Shot-noise-subtracted ``C_l`` of each realisation.
     ells : sequence of int
         Multipoles to examine (those beyond the arrays are skipped).
-    n_sigma : float
-        Tolerance in units of the combined error.
+    p_min : float
+        Smallest p-value of the constant fit that counts as steady.
     max_relative_error : float
-        ``l`` whose late relative error exceeds this are reported as not resolved.
+        ``l`` whose relative error exceeds this at every time are reported as not resolved.
 
     Returns
     -------
     list of dict
         Per ``l``: ``ell``, ``time`` (the earliest steady time, ``None`` if not shown),
         ``index``, ``steady`` (shown before the late time), ``resolved`` (at some time),
-        ``late_time``, ``late_value``, ``late_err``, ``last_change`` (``C_l(t_late) -
-        C_l(t_prev)`` in units of the combined error; ``nan`` with one time).
+        ``late_time``, ``late_value``, ``late_err`` (the steady value: the constant fitted from
+        ``time`` to ``late_time``, or ``C_l(t_late)`` when not steady), ``p_value`` (of that
+        fit; ``None`` when not steady), ``last_change`` (``C_l(t_late) - C_l(t_prev)`` in units of the standard error of
+        the change, paired realisation by realisation; ``nan`` with one time).
+
+    Notes
+    -----
+    Chapter *Validation*, the convergence-time table (issue 9, item 2).
     """
     times = np.asarray(times, dtype=float)
-    cl, cl_err = np.asarray(cl, dtype=float), np.asarray(cl_err, dtype=float)
-    if cl.shape != cl_err.shape or cl.ndim != 2 or cl.shape[0] != times.size:
-        raise ValueError("cl and cl_err must have shape (n_times, lmax+1) matching times")
+    samples = np.asarray(per_realisation_cl, dtype=float)
+    if samples.ndim != 3 or samples.shape[1] != times.size:
+        raise ValueError("per_realisation_cl must have shape (n_realisations, n_times, lmax+1) matching times")
+    n_real = samples.shape[0]
+    if n_real < 2:
+        raise ValueError("the convergence time needs at least two realisations")
     rows = []
     for ell in ells:
-        if not 0 <= int(ell) < cl.shape[1]:
+        if not 0 <= int(ell) < samples.shape[2]:
             continue
-        series, errors = cl[:, ell], cl_err[:, ell]
+        per_real = samples[:, :, ell]
+        series = per_real.mean(axis=0)
+        errors = per_real.std(axis=0, ddof=1) / math.sqrt(n_real)
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = errors / np.abs(series)
         # a negative C_l (shot noise over-subtracted) measures nothing, however small its error
         resolved_at = np.flatnonzero(np.isfinite(relative) & (relative <= max_relative_error) & (series > 0))
-        # the reference is the latest time at which C_l is measured at all: later times, where
-        # shot noise swamps it, can neither confirm nor refute steadiness
+        # later times, where shot noise swamps C_l, can neither confirm nor refute steadiness
         last = int(resolved_at[-1]) if resolved_at.size else times.size - 1
-        late, late_err = series[last], errors[last]
-        combined = np.sqrt(errors ** 2 + late_err ** 2)
-        within = np.abs(series - late) <= n_sigma * combined
-        index = last
-        while index > 0 and within[index - 1]:
-            index -= 1
         resolved = bool(resolved_at.size)
+        index, late, late_err, p_value = last, float(series[last]), float(errors[last]), math.nan
+        if resolved:
+            for start in range(last):
+                p, value, err = _steady_tail_p_value(per_real[:, start:last + 1])
+                if p >= p_min:
+                    index, late, late_err, p_value = start, value, err, p
+                    break
         steady = resolved and index < last
-        last_change = ((series[last] - series[last - 1]) / combined[last - 1]) if last > 0 else math.nan
+        if last > 0:
+            change = per_real[:, last] - per_real[:, last - 1]
+            last_change = change.mean() / (change.std(ddof=1) / math.sqrt(n_real))
+        else:
+            last_change = math.nan
         rows.append({"ell": int(ell), "time": float(times[index]) if steady else None, "index": int(index),
                      "steady": bool(steady), "resolved": resolved, "late_time": float(times[last]),
-                     "late_value": float(late), "late_err": float(late_err),
+                     "late_value": late, "late_err": late_err,
+                     "p_value": float(p_value) if math.isfinite(p_value) else None,
                      "last_change": float(last_change)})
     return rows
 
@@ -629,6 +674,24 @@ def steady_time(convergence_rows, times) -> tuple:
     return float(max(row["time"] for row in resolved)), True
 
 
+def ensemble_steady_time(summary: dict) -> tuple:
+    """``(time, steady)`` of one ensemble: :func:`steady_time` of the convergence table
+    (:func:`convergence_times` on the shot-noise-subtracted ``C_l`` of each realisation).
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`qltlib.simulate.summarize` output, with ``per_realisation``.
+    """
+    return steady_time(_ensemble_convergence(summary), summary["times"])
+
+
+def _ensemble_convergence(summary: dict) -> list:
+    per_real = summary["per_realisation"]
+    cl = np.asarray(per_real["C_ell"], dtype=float) - np.asarray(per_real["shot_noise"], dtype=float)[..., None]
+    return convergence_times(summary["times"], cl)
+
+
 def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
                     time_dependent_lmax: int = 48, time_dependent_alphas=None, model_lmax: int = 40,
                     fit_time=None) -> dict:
@@ -661,7 +724,7 @@ def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
                                      summary["diffusion_coefficient_err"], spectrum)
     diffusion.update(K_plateau=summary.get("diffusion_plateau"), K_plateau_err=summary.get("diffusion_plateau_err"),
                      intervals=interval_diffusion(summary["per_realisation"]["msd"], times))
-    convergence = convergence_times(times, cl, cl_err)
+    convergence = _ensemble_convergence(summary)
     at, steady = steady_time(convergence, times)
     if fit_time is not None:
         at = float(times[time_index(times, fit_time)])

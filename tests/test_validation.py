@@ -15,7 +15,7 @@ from qltlib.spectrum import make_spectrum
 from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
-from qltlib.validation import (acceptable_alphas, chi2_profile, convergence_times, diffusion_comparison,
+from qltlib.validation import (acceptable_alphas, ensemble_steady_time, chi2_profile, convergence_times, diffusion_comparison,
                                fit_simulation, fit_table, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
                                simulated_diffusion, steady_time, time_dependent_comparison, time_index)
 
@@ -149,31 +149,45 @@ def test_fit_table_covers_every_truncation_and_amplitude(theory):
     assert rows[0]["n_points"] == 7                       # l = 2..8 at lmax_theory = 8
 
 
+def _realisations(means, independent, common=0.0, n=400, seed=0):
+    """``(n, n_times)`` samples with the given means, independent scatter and a scatter shared by
+    all times (as particles back-tracked further share their start)."""
+    rng = np.random.default_rng(seed)
+    means = np.asarray(means, dtype=float)
+    noise = rng.normal(size=(n, means.size)) * independent + rng.normal(size=(n, 1)) * common
+    return means + noise - noise.mean(axis=0)            # exact means: the test is about the errors
+
+
 def test_convergence_times_find_the_earliest_steady_time():
     times = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
-    cl = np.zeros((5, 6))
-    err = np.full((5, 6), 0.1)
-    cl[:, 1] = [0.2, 0.6, 0.95, 1.02, 1.0]       # steady from t = 40 (|0.95 - 1| < 0.14)
-    cl[:, 2] = [0.1, 0.2, 0.4, 0.7, 1.0]         # still rising: not shown steady
-    cl[:, 3] = [1.0, 1.0, 1.0, 1.0, 1.0]         # steady throughout
-    err[:, 3] = 2.0                              # ... but not resolved
-    cl[:, 0] = [1.0, 0.5, 1.0, 1.0, 1.0]         # leaves the band at t = 20, back from 40
-    cl[:, 4] = [0.5, 1.0, 1.05, 1.0, 3.0]        # steady from 20, then lost in shot noise:
-    err[4:, 4] = 5.0                             # judged against t = 80, the last it is resolved
-    cl[:, 5] = [0.5, 1.0, 1.0, 1.0, -0.6]        # over-subtracted at the end: judged at t = 80
-    err[4, 5] = 0.4
-    rows = {r["ell"]: r for r in convergence_times(times, cl, err, ells=(0, 1, 2, 3, 4, 5, 16))}
-    assert sorted(rows) == [0, 1, 2, 3, 4, 5]    # l = 16 is beyond the arrays
-    assert rows[5]["late_time"] == 80.0 and rows[5]["time"] == 20.0
-    assert rows[4]["time"] == 20.0 and rows[4]["late_time"] == 80.0 and rows[4]["late_value"] == 1.0
-    assert rows[1]["late_time"] == 160.0
-    assert rows[1]["time"] == 40.0 and rows[1]["steady"]
-    assert rows[2]["time"] is None and not rows[2]["steady"]
-    assert rows[2]["last_change"] == pytest.approx(0.3 / math.hypot(0.1, 0.1))
-    assert rows[3]["time"] is None and not rows[3]["resolved"]
+    n = 400
+    columns = [
+        _realisations([1.0, 0.5, 1.0, 1.0, 1.0], 1.0, seed=0),       # l = 0: away at 20, back from 40
+        _realisations([0.2, 0.6, 0.97, 1.02, 1.0], 1.0, seed=1),     # l = 1: steady from 40
+        _realisations([0.1, 0.2, 0.4, 0.7, 1.0], 1.0, seed=2),       # l = 2: still rising
+        _realisations([1.0, 1.0, 1.0, 1.0, 1.0], 40.0, seed=3),      # l = 3: never resolved
+        _realisations([0.5, 1.0, 1.05, 1.0, 3.0], [1, 1, 1, 1, 100], seed=4),  # l = 4: lost in shot noise
+        _realisations([0.5, 1.0, 1.0, 1.0, -0.6], [1, 1, 1, 1, 4], seed=5),    # l = 5: over-subtracted
+        # l = 6: a 2 % drift per step under a large scatter common to all times: each mean has
+        # a 5 % error, but the change between times is measured to 0.1 %
+        _realisations([1.00, 1.02, 1.04, 1.06, 1.08], 0.02, common=1.0, seed=6),
+    ]
+    cl = np.stack(columns, axis=-1)
+    rows = {r["ell"]: r for r in convergence_times(times, cl, ells=(0, 1, 2, 3, 4, 5, 6, 16))}
+    assert sorted(rows) == [0, 1, 2, 3, 4, 5, 6]          # l = 16 is beyond the arrays
     assert rows[0]["time"] == 40.0
+    assert rows[1]["time"] == 40.0 and rows[1]["steady"] and rows[1]["late_time"] == 160.0
+    assert rows[1]["late_value"] == pytest.approx(1.0, abs=0.1) and rows[1]["p_value"] >= 0.05
+    assert rows[2]["time"] is None and not rows[2]["steady"]
+    assert rows[2]["last_change"] == pytest.approx(0.3 / (math.sqrt(2.0) / math.sqrt(n)), rel=0.1)
+    assert rows[3]["time"] is None and not rows[3]["resolved"]
+    assert rows[4]["late_time"] == 80.0 and rows[4]["time"] == 20.0
+    assert rows[5]["late_time"] == 80.0 and rows[5]["time"] == 20.0
+    assert rows[6]["time"] is None and rows[6]["resolved"]
+    errors = cl[:, :, 6].std(axis=0, ddof=1) / math.sqrt(n)
+    assert np.all(np.abs(np.diff(cl[:, :, 6].mean(axis=0))) < errors[1:])   # invisible to one-sigma bands
     with pytest.raises(ValueError, match="shape"):
-        convergence_times(times, cl, err[:3])
+        convergence_times(times, cl[:, :3])
 
 
 def test_diffusion_comparison_uses_qlt_rates_and_detects_a_plateau():
@@ -234,7 +248,10 @@ def test_qlt_fit_simulation_prints_the_fit(simulation_dir):
     done = _qlt("fit", "--simulation", simulation_dir, "--lmax-theory", LMAX_THEORY)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
-    assert out["time"] == 100.0 and out["lmax_theory"] == LMAX_THEORY and out["amplitude"] == "free"
+    steady_at, steady = ensemble_steady_time(summarize(simulation_dir))
+    assert out["time"] == steady_at and out["notes"][0].startswith("time: the")
+    assert ("steady time" in out["notes"][0]) == steady
+    assert out["lmax_theory"] == LMAX_THEORY and out["amplitude"] == "free"
     low, high = out["alpha"]["interval68"]
     assert low < ALPHA_TRUE < high and out["alpha"]["interval_kind"] == "two-sided"
     assert 0.0 < out["p_value"] <= 1.0 and out["ndof"] == 13
@@ -289,6 +306,9 @@ def test_plateau_diffusion_is_the_slope_of_the_mean_square_displacement():
     intervals = interval_diffusion(msd, times)
     assert intervals["value"][1:] == pytest.approx([6.0] * 3) and intervals["end"] == times.tolist()
     assert intervals["value"][0] == pytest.approx(np.mean(msd[:, 0]) / 60.0) and intervals["start"][0] == 0.0
+    # the two realisations differ by 2 in K, but each has the same slope on every later interval:
+    # the paired change is exactly zero, where the combined errors would allow +-1.4
+    assert intervals["change"][1:] == pytest.approx([0.0, 0.0]) and intervals["change_err"][1:] == pytest.approx([0.0, 0.0])
     single = plateau_diffusion(msd[:, :1], times[:1])   # one time: the running D itself
     assert single["value"] == pytest.approx(np.mean(msd[:, 0]) / 60.0) and single["previous"] is None
     # the summary's plateau, when present, fixes the amplitude; else the running D(T)
