@@ -31,6 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .fit import ALPHA_RANGE, DEFAULT_LMAX_THEORY, alpha_interval, cached_theory_grid, theory_node_count
+from .simulate import _standard_error, interval_diffusion
 from .spectrum import make_spectrum
 from .units import PAPER_ALPHA
 
@@ -404,7 +405,7 @@ def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: f
     the covariance of the means between times estimated over realisations, has ``p >= p_min``
     (:func:`_steady_tail_p_value`). The covariance matters: the particles back-tracked to ``t_j``
     and ``t_(j+1)`` share their first ``t_j``, so the means at neighbouring times are correlated
-    (up to 0.9 for the dipole), and a change between them is measured far better than the two
+    (above 0.9 for the dipole), and a change between them is measured far better than the two
     standard errors suggest. One joint test per start time avoids the chance failures of checking
     each time against a noisy reference in turn. The late time always agrees with itself, so
     steadiness is shown only when ``t_i`` lies before it.
@@ -428,8 +429,9 @@ def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: f
         ``index``, ``steady`` (shown before the late time), ``resolved`` (at some time),
         ``late_time``, ``late_value``, ``late_err`` (the steady value: the constant fitted from
         ``time`` to ``late_time``, or ``C_l(t_late)`` when not steady), ``p_value`` (of that
-        fit; ``None`` when not steady), ``last_change`` (``C_l(t_late) - C_l(t_prev)`` in units of the standard error of
-        the change, paired realisation by realisation; ``nan`` with one time).
+        fit; ``None`` when not steady), ``last_change`` (``C_l(t_late) - C_l(t_prev)`` in units
+        of the standard error of the change, paired realisation by realisation; ``nan`` with one
+        time).
 
     Notes
     -----
@@ -439,8 +441,7 @@ def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: f
     samples = np.asarray(per_realisation_cl, dtype=float)
     if samples.ndim != 3 or samples.shape[1] != times.size:
         raise ValueError("per_realisation_cl must have shape (n_realisations, n_times, lmax+1) matching times")
-    n_real = samples.shape[0]
-    if n_real < 2:
+    if samples.shape[0] < 2:
         raise ValueError("the convergence time needs at least two realisations")
     rows = []
     for ell in ells:
@@ -448,7 +449,7 @@ def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: f
             continue
         per_real = samples[:, :, ell]
         series = per_real.mean(axis=0)
-        errors = per_real.std(axis=0, ddof=1) / math.sqrt(n_real)
+        errors = _standard_error(per_real)
         with np.errstate(divide="ignore", invalid="ignore"):
             relative = errors / np.abs(series)
         # a negative C_l (shot noise over-subtracted) measures nothing, however small its error
@@ -466,7 +467,7 @@ def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: f
         steady = resolved and index < last
         if last > 0:
             change = per_real[:, last] - per_real[:, last - 1]
-            last_change = change.mean() / (change.std(ddof=1) / math.sqrt(n_real))
+            last_change = change.mean() / _standard_error(change)
         else:
             last_change = math.nan
         rows.append({"ell": int(ell), "time": float(times[index]) if steady else None, "index": int(index),
@@ -575,6 +576,13 @@ def acceptable_alphas(profile: dict, p_min: float = 0.05) -> dict:
             "fits": bool(ok.size)}
 
 
+def signal_per_realisation(per_realisation: dict) -> np.ndarray:
+    """Shot-noise-subtracted ``C_l`` of each realisation, shape ``(n_real, n_times, lmax+1)``,
+    from ``summarize(...)["per_realisation"]`` (``C_ell`` with shot noise, ``shot_noise``)."""
+    return (np.asarray(per_realisation["C_ell"], dtype=float)
+            - np.asarray(per_realisation["shot_noise"], dtype=float)[..., None])
+
+
 def multipole_ratio(per_realisation: dict, numerator: int = 2, denominator: int = 1) -> dict:
     """Ratio of ensemble means ``C_num / C_den`` per time, with a jackknife standard error.
 
@@ -590,8 +598,7 @@ def multipole_ratio(per_realisation: dict, numerator: int = 2, denominator: int 
     quadrupole), so errors added in quadrature would be wrong; deleting one realisation at a time
     keeps the correlation.
     """
-    cl = np.asarray(per_realisation["C_ell"], dtype=float) - np.asarray(per_realisation["shot_noise"],
-                                                                        dtype=float)[..., None]
+    cl = signal_per_realisation(per_realisation)
     n = cl.shape[0]
     if n < 2:
         raise ValueError("the jackknife needs at least two realisations")
@@ -687,9 +694,7 @@ def ensemble_steady_time(summary: dict) -> tuple:
 
 
 def _ensemble_convergence(summary: dict) -> list:
-    per_real = summary["per_realisation"]
-    cl = np.asarray(per_real["C_ell"], dtype=float) - np.asarray(per_real["shot_noise"], dtype=float)[..., None]
-    return convergence_times(summary["times"], cl)
+    return convergence_times(summary["times"], signal_per_realisation(summary["per_realisation"]))
 
 
 def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
@@ -712,8 +717,6 @@ def steady_analysis(summary: dict, lmax_theories=TABLE_LMAX_THEORY, alphas=None,
     summary : dict
         :func:`qltlib.simulate.summarize` output, with ``per_realisation``.
     """
-    from .simulate import interval_diffusion
-
     settings = summary["settings"]
     spectrum = make_spectrum(settings["spectrum"], settings["k0"], settings["k1"])
     times = np.asarray(summary["times"], dtype=float)
