@@ -599,15 +599,125 @@ def multipole_ratio(per_realisation: dict, numerator: int = 2, denominator: int 
     keeps the correlation.
     """
     cl = signal_per_realisation(per_realisation)
-    n = cl.shape[0]
-    if n < 2:
+    if cl.shape[0] < 2:
         raise ValueError("the jackknife needs at least two realisations")
-    top, bottom = cl[:, :, numerator], cl[:, :, denominator]
-    ratio = top.mean(0) / bottom.mean(0)
-    leave_one_out = (top.sum(0) - top) / (bottom.sum(0) - bottom)
-    err = np.sqrt((n - 1) / n * np.sum((leave_one_out - leave_one_out.mean(0)) ** 2, axis=0))
-    return {"ratio": ratio.tolist(), "err": err.tolist(), "numerator": int(numerator),
+    ratio, leave_one_out = _ratio_with_leave_one_out(cl, numerator, denominator)
+    return {"ratio": ratio.tolist(), "err": _jackknife_error(leave_one_out).tolist(), "numerator": int(numerator),
             "denominator": int(denominator)}
+
+
+def _paired_series(samples) -> dict:
+    """Mean and standard error per time of ``samples`` ``(n_real, n_times)``, and the change from
+    each time to the next with its standard error paired realisation by realisation."""
+    change = np.diff(samples, axis=1)
+    return {"value": samples.mean(axis=0).tolist(), "err": _standard_error(samples).tolist(),
+            "change": change.mean(axis=0).tolist(), "change_err": _standard_error(change).tolist()}
+
+
+def _ratio_with_leave_one_out(cl, numerator: int, denominator: int) -> tuple:
+    """Ratio of the ensemble means of two multipoles of ``cl`` ``(n_real, n_times, lmax+1)`` per
+    time, and the same ratio with each realisation left out in turn ``(n_real, n_times)``."""
+    top, bottom = cl[:, :, numerator], cl[:, :, denominator]
+    return top.mean(0) / bottom.mean(0), (top.sum(0) - top) / (bottom.sum(0) - bottom)
+
+
+def _jackknife_error(leave_one_out) -> np.ndarray:
+    n = leave_one_out.shape[0]
+    return np.sqrt((n - 1) / n * np.sum((leave_one_out - leave_one_out.mean(0)) ** 2, axis=0))
+
+
+def successive_changes(summary: dict, ell: int = 1, numerator: int = 2, denominator: int = 1) -> dict:
+    """How ``D(t)``, the interval slope of the mean-square displacement, ``C_ell`` and
+    ``C_num/C_den`` change from each back-tracking time to the next.
+
+    The changes are measured realisation by realisation: a particle back-tracked to ``2t`` shares
+    its first ``t`` with the one back-tracked to ``t``, so the values at neighbouring times are
+    strongly correlated and their difference is known far better than the two standard errors
+    combined. The ratio of ensemble means and its change carry jackknife errors over
+    realisations.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`qltlib.simulate.summarize` output, with ``per_realisation``.
+    ell : int
+        Multipole whose shot-noise-subtracted ``C_ell`` is followed.
+    numerator, denominator : int
+        Multipoles of the ratio.
+
+    Returns
+    -------
+    dict
+        ``times`` and, for ``diffusion`` (running ``D = <|Delta r|^2>/6t``), ``slope``
+        (:func:`qltlib.simulate.interval_diffusion`), ``cl`` and ``ratio``: ``value``, ``err``
+        (per time), ``change``, ``change_err`` (per step ``t_(i-1) -> t_i``, ``n_times - 1``
+        entries); also ``ell``, ``numerator``, ``denominator``.
+
+    Notes
+    -----
+    Chapter *Validation*, section on the run past ``Omega t = 1280``: issue 9, item 1 ("go further
+    if ``D``, ``C_1`` or ``C_2/C_1`` still change by more than their errors between the last two
+    times").
+    """
+    times = np.asarray(summary["times"], dtype=float)
+    per_realisation = summary["per_realisation"]
+    msd = np.asarray(per_realisation["msd"], dtype=float)
+    if msd.shape[0] < 2:
+        raise ValueError("changes between times need at least two realisations")
+    cl = signal_per_realisation(per_realisation)
+    for name, index in (("ell", ell), ("numerator", numerator), ("denominator", denominator)):
+        if not 0 <= int(index) < cl.shape[2]:
+            raise ValueError(f"{name} = {index} is beyond the stored multipoles (lmax = {cl.shape[2] - 1})")
+    slopes = interval_diffusion(msd, times)
+    ratio, leave_one_out = _ratio_with_leave_one_out(cl, numerator, denominator)
+    return {"times": times.tolist(), "ell": int(ell), "numerator": int(numerator), "denominator": int(denominator),
+            "diffusion": _paired_series(msd / (6.0 * times)),
+            "slope": {key: slopes[key] for key in ("value", "err", "change", "change_err")},
+            "cl": _paired_series(cl[:, :, ell]),
+            "ratio": {"value": ratio.tolist(), "err": _jackknife_error(leave_one_out).tolist(),
+                      "change": np.diff(ratio).tolist(),
+                      "change_err": _jackknife_error(np.diff(leave_one_out, axis=1)).tolist()}}
+
+
+def ensemble_difference(summary: dict, reference: dict, ell: int = 1, tolerance: float = 1e-6) -> dict:
+    """Two ensembles of the same fields compared realisation by realisation at their common times.
+
+    Ensembles made with the same seed, spectrum and modes share the turbulence of each realisation
+    index; if they differ only in the sky sampling (``nside``) or in how far they back-track, the
+    running ``D(t)`` and the shot-noise-subtracted ``C_ell`` of a realisation must agree within
+    the sampling noise. Differencing per realisation removes the (much larger) scatter between
+    field realisations.
+
+    Returns
+    -------
+    dict
+        ``times`` (common), ``indices`` (common realisations), and for ``diffusion`` and ``cl``:
+        ``difference`` (``summary`` minus ``reference``, mean over the common realisations),
+        ``err`` (its standard error) and ``spread`` (the standard error of ``reference`` alone
+        over the same realisations, for scale).
+    """
+    times, ref_times = np.asarray(summary["times"], dtype=float), np.asarray(reference["times"], dtype=float)
+    common_times = [t for t in times if np.any(np.abs(ref_times - t) <= tolerance * t)]
+    it = [time_index(times, t) for t in common_times]
+    jt = [time_index(ref_times, t) for t in common_times]
+    first = np.asarray(summary["per_realisation"]["indices"])
+    second = np.asarray(reference["per_realisation"]["indices"])
+    indices = np.intersect1d(first, second)
+    if indices.size < 2 or not common_times:
+        raise ValueError("the two ensembles share fewer than two realisations or no time")
+    rows_a, rows_b = ([{int(i): row for row, i in enumerate(order)}[int(i)] for i in indices]
+                      for order in (first, second))
+    out = {"times": [float(t) for t in common_times], "indices": indices.tolist(), "ell": int(ell)}
+    pairs = {
+        "diffusion": [np.asarray(s["per_realisation"]["msd"], dtype=float)[rows][:, cols] / (6.0 * t[cols])
+                      for s, rows, cols, t in ((summary, rows_a, it, times), (reference, rows_b, jt, ref_times))],
+        "cl": [signal_per_realisation(s["per_realisation"])[rows][:, cols, ell]
+               for s, rows, cols in ((summary, rows_a, it), (reference, rows_b, jt))],
+    }
+    for name, (a, b) in pairs.items():
+        out[name] = {"difference": (a - b).mean(axis=0).tolist(), "err": _standard_error(a - b).tolist(),
+                     "spread": _standard_error(b).tolist()}
+    return out
 
 
 def resolved_multipoles(cl, cl_err, threshold: float, lmin: int = 2) -> list:

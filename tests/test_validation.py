@@ -16,8 +16,9 @@ from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, ensemble_steady_time, chi2_profile, convergence_times, diffusion_comparison,
-                               fit_simulation, fit_table, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
-                               simulated_diffusion, steady_time, time_dependent_comparison, time_index)
+                               ensemble_difference, fit_simulation, fit_table, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
+                               simulated_diffusion, steady_time, successive_changes, time_dependent_comparison,
+                               time_index)
 
 REPO = Path(__file__).resolve().parents[1]
 K0, K1 = 1e-2, 1e1
@@ -334,6 +335,78 @@ def test_multipole_ratio_keeps_the_correlation_between_the_two_means():
         cov = np.cov(y / y.mean(), x / x.mean())
         relative = math.sqrt((cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / 40)
         assert out["err"][it] == pytest.approx(out["ratio"][it] * relative, rel=0.05)
+
+
+def test_successive_changes_are_paired_over_realisations():
+    rng = np.random.default_rng(11)
+    n, times = 60, np.array([10.0, 20.0, 40.0])
+    k_true = rng.uniform(4.0, 8.0, size=(n, 1))      # realisations differ a lot ...
+    msd = 6 * k_true * times                          # ... but each is diffusive with D = K at all times
+    level = rng.uniform(50, 150, size=(n, 1))
+    cl = np.zeros((n, 3, 3))
+    cl[:, :, 1] = level * np.array([1.0, 1.0, 1.02])  # C_1 grows by exactly 2 % in the last step
+    cl[:, :, 2] = 0.05 * level                        # C_2/C_1 drops by the same factor
+    noise = rng.uniform(0.1, 1.0, size=(n, 3))
+    out = successive_changes({"times": times, "per_realisation": {"msd": msd, "C_ell": cl + noise[..., None],
+                                                                   "shot_noise": noise}})
+    assert out["times"] == times.tolist() and len(out["cl"]["change"]) == 2
+    np.testing.assert_allclose(out["diffusion"]["value"], k_true.mean(), rtol=1e-12)
+    np.testing.assert_allclose(out["diffusion"]["change"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(out["diffusion"]["change_err"], 0.0, atol=1e-12)  # unpaired: about 0.15
+    np.testing.assert_allclose(out["slope"]["change"], 0.0, atol=1e-12)
+    assert out["cl"]["change"][1] == pytest.approx(0.02 * level.mean())
+    assert out["cl"]["change_err"][1] == pytest.approx(0.02 * level.std(ddof=1) / math.sqrt(n))
+    assert out["cl"]["change_err"][1] < 0.05 * out["cl"]["err"][1]
+    assert out["ratio"]["value"] == pytest.approx([0.05, 0.05, 0.05 / 1.02])
+    # C_2 follows C_1 in every realisation: the ratio and its change carry no jackknife error
+    np.testing.assert_allclose(out["ratio"]["err"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(out["ratio"]["change_err"], 0.0, atol=1e-12)
+    assert out["ratio"]["change"][1] == pytest.approx(0.05 / 1.02 - 0.05)
+    # the jackknife error of the change against its delta-method value for independent C_2
+    cl[:, :, 2] = rng.uniform(2, 8, size=(n, 3))
+    out = successive_changes({"times": times, "per_realisation": {"msd": msd, "C_ell": cl,
+                                                                   "shot_noise": np.zeros((n, 3))}})
+    x0, x1, y0, y1 = cl[:, 1, 1], cl[:, 2, 1], cl[:, 1, 2], cl[:, 2, 2]
+    r0, r1 = y0.mean() / x0.mean(), y1.mean() / x1.mean()
+    gradient = np.array([-r0 / x0.mean(), 1 / x0.mean(), r1 / x1.mean(), -1 / x1.mean()])
+    delta = math.sqrt(gradient @ np.cov(np.array([x0, y0, x1, y1])) @ gradient / n)
+    assert out["ratio"]["change_err"][1] == pytest.approx(delta, rel=0.05)
+    with pytest.raises(ValueError, match="beyond the stored multipoles"):
+        successive_changes({"times": times, "per_realisation": {"msd": msd, "C_ell": cl,
+                                                                 "shot_noise": np.zeros((n, 3))}}, ell=5)
+    with pytest.raises(ValueError, match="two realisations"):
+        successive_changes({"times": times, "per_realisation": {"msd": msd[:1], "C_ell": cl[:1],
+                                                                 "shot_noise": np.zeros((1, 3))}})
+
+
+def test_ensemble_difference_pairs_realisations_and_times():
+    rng = np.random.default_rng(5)
+    n = 30
+    k_true = rng.uniform(4.0, 8.0, size=n)          # one diffusion coefficient per field realisation
+    c1 = rng.uniform(100.0, 900.0, size=n)
+    times_a, times_b = np.array([10.0, 20.0, 40.0, 80.0]), np.array([20.0, 40.0])
+
+    def ensemble(indices, times, offset):
+        cl = np.zeros((indices.size, times.size, 2))
+        cl[:, :, 1] = c1[indices, None] + offset
+        return {"times": times, "per_realisation": {
+            "indices": indices, "msd": 6 * (k_true[indices, None] + offset) * times,
+            "C_ell": cl + 1.0, "shot_noise": np.ones((indices.size, times.size))}}
+
+    # the reference holds realisations 10..29 in reverse order; 20 are shared
+    out = ensemble_difference(ensemble(np.arange(0, 30), times_a, 0.0),
+                              ensemble(np.arange(29, 9, -1), times_b, 0.0))
+    assert out["times"] == [20.0, 40.0] and out["indices"] == list(range(10, 30))
+    for name in ("diffusion", "cl"):   # same fields, same values: no difference at all
+        np.testing.assert_allclose(out[name]["difference"], 0.0, atol=1e-9)
+        np.testing.assert_allclose(out[name]["err"], 0.0, atol=1e-9)
+    assert out["cl"]["spread"][0] == pytest.approx(np.std(c1[10:], ddof=1) / math.sqrt(20))
+    shifted = ensemble_difference(ensemble(np.arange(0, 30), times_a, 0.5),
+                                  ensemble(np.arange(29, 9, -1), times_b, 0.0))
+    np.testing.assert_allclose(shifted["diffusion"]["difference"], 0.5)
+    np.testing.assert_allclose(shifted["cl"]["difference"], 0.5)
+    with pytest.raises(ValueError, match="share fewer"):
+        ensemble_difference(ensemble(np.arange(0, 5), times_a, 0.0), ensemble(np.arange(10, 15), times_b, 0.0))
 
 
 def test_resolved_multipoles_stops_at_the_first_noisy_multipole():
