@@ -31,7 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .fit import ALPHA_RANGE, DEFAULT_LMAX_THEORY, alpha_interval, cached_theory_grid, theory_node_count
-from .simulate import _standard_error, interval_diffusion
+from .simulate import _interval_slopes, _standard_error, interval_diffusion
 from .spectrum import make_spectrum
 from .units import PAPER_ALPHA
 
@@ -372,26 +372,44 @@ def fit_table(summary: dict, lmax_theories=TABLE_LMAX_THEORY, amplitudes=AMPLITU
     return rows
 
 
-def _steady_tail_p_value(samples) -> tuple:
-    """``(p, value, err)`` of the hypothesis that the ensemble means of ``samples`` are one value.
+def _generalised_least_squares(samples, design) -> dict:
+    """Fit the ensemble means of ``samples`` ``(n_realisations, n_times)`` by ``design @ beta``.
 
-    ``samples`` has shape ``(n_realisations, n_times)``. The means are fitted by a constant with
-    their full covariance over times (generalised least squares); the inverse covariance carries
-    the factor ``(n - k - 2)/(n - 1)`` that makes it unbiased for ``k`` times and ``n``
-    realisations (Hartlap, Simon & Schneider 2007). ``p`` is ``nan`` when ``n <= k + 2``.
+    The means are weighted with their full covariance over times, estimated over realisations
+    (``np.cov / n``); its inverse carries the factor ``(n - k - 2)/(n - 1)`` that makes it
+    unbiased for ``k`` times and ``n`` realisations (Hartlap, Simon & Schneider 2007).
+
+    Returns
+    -------
+    dict
+        ``beta``, ``beta_cov`` (``(X^T C^-1 X)^-1``), ``chi2``, ``ndof`` (``k`` minus the number of
+        parameters) and ``p_value`` (``nan`` when ``n <= k + 2`` or ``ndof < 1``).
     """
     n, k = samples.shape
+    design = np.asarray(design, dtype=float).reshape(k, -1)
     mean = samples.mean(axis=0)
+    ndof = k - design.shape[1]
     if n <= k + 2:
-        return math.nan, float(mean[-1]), math.nan
+        return {"beta": None, "beta_cov": None, "chi2": math.nan, "ndof": ndof, "p_value": math.nan}
     covariance = np.atleast_2d(np.cov(samples, rowvar=False)) / n
     inverse = np.linalg.pinv(covariance) * (n - k - 2) / (n - 1)
-    ones = np.ones(k)
-    weight = float(ones @ inverse @ ones)
-    value = float(ones @ inverse @ mean) / weight
-    residual = mean - value
+    beta_cov = np.linalg.inv(design.T @ inverse @ design)
+    beta = beta_cov @ design.T @ inverse @ mean
+    residual = mean - design @ beta
     chi2 = float(residual @ inverse @ residual)
-    return float(stats.chi2.sf(chi2, k - 1)), value, 1.0 / math.sqrt(weight)
+    p_value = float(stats.chi2.sf(chi2, ndof)) if ndof >= 1 else math.nan
+    return {"beta": beta, "beta_cov": beta_cov, "chi2": chi2, "ndof": ndof, "p_value": p_value}
+
+
+def _steady_tail_p_value(samples) -> tuple:
+    """``(p, value, err)`` of the hypothesis that the ensemble means of ``samples``
+    ``(n_realisations, n_times)`` are one value: :func:`_generalised_least_squares` with a
+    constant. ``p`` is ``nan`` when ``n <= k + 2``."""
+    n, k = samples.shape
+    fit = _generalised_least_squares(samples, np.ones(k))
+    if fit["beta"] is None:
+        return math.nan, float(samples[:, -1].mean()), math.nan
+    return fit["p_value"], float(fit["beta"][0]), math.sqrt(float(fit["beta_cov"][0, 0]))
 
 
 def convergence_times(times, per_realisation_cl, ells=CONVERGENCE_ELLS, p_min: float = CONVERGENCE_P_MIN,
@@ -677,6 +695,65 @@ def successive_changes(summary: dict, ell: int = 1, numerator: int = 2, denomina
             "ratio": {"value": ratio.tolist(), "err": _jackknife_error(leave_one_out).tolist(),
                       "change": np.diff(ratio).tolist(),
                       "change_err": _jackknife_error(np.diff(leave_one_out, axis=1)).tolist()}}
+
+
+def plateau_fits(msd, times, first_end: float) -> dict:
+    """The plateau ``K`` of the diffusion coefficient from the interval slopes, with and without a
+    long-time tail.
+
+    The slope of the mean-square displacement over ``[t_(i-1), t_i]``
+    (:func:`qltlib.simulate.interval_diffusion`) is fitted, for every interval ending at or after
+    ``first_end``, by two models of the running coefficient ``D(t) = <|Delta r|^2>/6t``:
+
+    * ``constant``: ``D(t) = K - b/t`` (an integrable velocity correlation); every slope is ``K``;
+    * ``tail``: ``D(t) = K - b/t - c/sqrt(t)`` (a velocity correlation falling as ``t^(-3/2)``);
+      the slope over ``[a, b]`` is ``K - c/(sqrt(a) + sqrt(b))``, which approaches ``K`` from
+      below by ``1/sqrt(2)`` per doubling of ``t``.
+
+    Both by generalised least squares with the covariance of the slopes between intervals,
+    estimated over realisations (Hartlap-corrected): the slopes of one realisation share its
+    field, so they are correlated.
+
+    Parameters
+    ----------
+    msd : array_like, shape (n_real, n_times)
+        ``<|Delta r|^2>`` per realisation (units ``r_g^2``).
+    times : array_like, shape (n_times,)
+    first_end : float
+        End of the first interval fitted.
+
+    Returns
+    -------
+    dict
+        ``first_end``, ``n_intervals`` and, for ``constant`` and ``tail``: ``K``, ``K_err``,
+        ``chi2``, ``ndof``, ``p_value``; ``tail`` also ``c`` and ``c_err`` (units ``r_g c
+        sqrt(1/Omega)``).
+
+    Notes
+    -----
+    Chapter *Validation*, section on the run past ``Omega t = 1280``,
+    :math:numref:`eq-val-interval-diffusion`.
+    """
+    times = np.asarray(times, dtype=float)
+    slopes = _interval_slopes(msd, times)
+    start = np.concatenate([[0.0], times[:-1]])
+    chosen = times >= first_end * (1 - 1e-9)
+    if chosen.sum() < 3:
+        raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
+    a, b = start[chosen], times[chosen]
+    out = {"first_end": float(times[chosen][0]), "n_intervals": int(chosen.sum())}
+    designs = {"constant": np.ones((a.size, 1)),
+               "tail": np.column_stack([np.ones(a.size), -1.0 / (np.sqrt(a) + np.sqrt(b))])}
+    for name, design in designs.items():
+        fit = _generalised_least_squares(slopes[:, chosen], design)
+        if fit["beta"] is None:
+            raise ValueError(f"plateau fits over {a.size} intervals need more than {a.size + 2} realisations")
+        row = {"K": float(fit["beta"][0]), "K_err": math.sqrt(float(fit["beta_cov"][0, 0])),
+               "chi2": fit["chi2"], "ndof": fit["ndof"], "p_value": fit["p_value"]}
+        if name == "tail":
+            row.update(c=float(fit["beta"][1]), c_err=math.sqrt(float(fit["beta_cov"][1, 1])))
+        out[name] = row
+    return out
 
 
 def ensemble_difference(summary: dict, reference: dict, ell: int = 1, tolerance: float = 1e-6) -> dict:

@@ -16,7 +16,7 @@ from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, ensemble_steady_time, chi2_profile, convergence_times, diffusion_comparison,
-                               ensemble_difference, fit_simulation, fit_table, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
+                               ensemble_difference, fit_simulation, fit_table, plateau_fits, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
                                simulated_diffusion, steady_time, successive_changes, time_dependent_comparison,
                                time_index)
 
@@ -407,6 +407,31 @@ def test_ensemble_difference_pairs_realisations_and_times():
     np.testing.assert_allclose(shifted["cl"]["difference"], 0.5)
     with pytest.raises(ValueError, match="share fewer"):
         ensemble_difference(ensemble(np.arange(0, 5), times_a, 0.0), ensemble(np.arange(10, 15), times_b, 0.0))
+
+
+def test_plateau_fits_tell_a_plateau_from_a_tail():
+    rng = np.random.default_rng(17)
+    n, times = 200, 10.0 * 2.0 ** np.arange(9)
+    k_field = rng.normal(6.0, 0.3, size=(n, 1))    # the plateau differs from field to field
+    wobble = rng.normal(0.0, 0.05, size=(n, times.size)) * times   # noise of the msd slopes
+    plateau = 6 * (k_field * times - 40.0) + np.cumsum(wobble, axis=1)
+    out = plateau_fits(plateau, times, 160.0)
+    assert out["first_end"] == 160.0 and out["n_intervals"] == 5
+    assert out["constant"]["ndof"] == 4 and out["tail"]["ndof"] == 3
+    assert out["constant"]["p_value"] > 1e-3
+    assert abs(out["constant"]["K"] - 6.0) < 4 * out["constant"]["K_err"] + 0.05
+    assert abs(out["tail"]["c"]) < 4 * out["tail"]["c_err"]
+    # D(t) = K - b/t - c/sqrt(t): the slopes creep up by 1/sqrt(2) per doubling
+    tail = plateau - 6 * 8.0 * np.sqrt(times)
+    out = plateau_fits(tail, times, 160.0)
+    assert out["constant"]["p_value"] < 1e-6 and out["constant"]["K"] < 6.0 - 0.1
+    assert out["tail"]["p_value"] > 1e-3
+    assert out["tail"]["K"] == pytest.approx(6.0, abs=4 * out["tail"]["K_err"] + 0.05)
+    assert out["tail"]["c"] == pytest.approx(8.0, abs=4 * out["tail"]["c_err"])
+    with pytest.raises(ValueError, match="three intervals"):
+        plateau_fits(tail, times, 1280.0)
+    with pytest.raises(ValueError, match="realisations"):
+        plateau_fits(tail[:6], times, 160.0)
 
 
 def test_resolved_multipoles_stops_at_the_first_noisy_multipole():
