@@ -708,7 +708,10 @@ def plateau_fits(msd, times, first_end: float) -> dict:
     * ``constant``: ``D(t) = K - b/t`` (an integrable velocity correlation); every slope is ``K``;
     * ``tail``: ``D(t) = K - b/t - c/sqrt(t)`` (a velocity correlation falling as ``t^(-3/2)``);
       the slope over ``[a, b]`` is ``K - c/(sqrt(a) + sqrt(b))``, which approaches ``K`` from
-      below by ``1/sqrt(2)`` per doubling of ``t``.
+      below by ``1/sqrt(2)`` per doubling of ``t``;
+    * ``logarithmic``: no plateau; the slopes grow by a constant amount per doubling of ``t``
+      (a velocity correlation falling as ``1/t``), ``K_i = K + g log2(t_i / t_last)``, so ``K`` is
+      the slope at the last time and ``g`` (``per_doubling``) its growth.
 
     Both by generalised least squares with the covariance of the slopes between intervals,
     estimated over realisations (Hartlap-corrected): the slopes of one realisation share its
@@ -725,9 +728,10 @@ def plateau_fits(msd, times, first_end: float) -> dict:
     Returns
     -------
     dict
-        ``first_end``, ``n_intervals`` and, for ``constant`` and ``tail``: ``K``, ``K_err``,
-        ``chi2``, ``ndof``, ``p_value``; ``tail`` also ``c`` and ``c_err`` (units ``r_g c
-        sqrt(1/Omega)``).
+        ``first_end``, ``n_intervals`` and, for ``constant``, ``tail`` and ``logarithmic``:
+        ``K``, ``K_err``, ``chi2``, ``ndof``, ``p_value``; ``tail`` also ``c`` and ``c_err``
+        (units ``r_g c sqrt(1/Omega)``), ``logarithmic`` also ``per_doubling`` and
+        ``per_doubling_err`` (units ``r_g c``).
 
     Notes
     -----
@@ -743,15 +747,18 @@ def plateau_fits(msd, times, first_end: float) -> dict:
     a, b = start[chosen], times[chosen]
     out = {"first_end": float(times[chosen][0]), "n_intervals": int(chosen.sum())}
     designs = {"constant": np.ones((a.size, 1)),
-               "tail": np.column_stack([np.ones(a.size), -1.0 / (np.sqrt(a) + np.sqrt(b))])}
+               "tail": np.column_stack([np.ones(a.size), -1.0 / (np.sqrt(a) + np.sqrt(b))]),
+               "logarithmic": np.column_stack([np.ones(a.size), np.log2(b / b[-1])])}
+    second = {"tail": "c", "logarithmic": "per_doubling"}
     for name, design in designs.items():
         fit = _generalised_least_squares(slopes[:, chosen], design)
         if fit["beta"] is None:
             raise ValueError(f"plateau fits over {a.size} intervals need more than {a.size + 2} realisations")
         row = {"K": float(fit["beta"][0]), "K_err": math.sqrt(float(fit["beta_cov"][0, 0])),
                "chi2": fit["chi2"], "ndof": fit["ndof"], "p_value": fit["p_value"]}
-        if name == "tail":
-            row.update(c=float(fit["beta"][1]), c_err=math.sqrt(float(fit["beta_cov"][1, 1])))
+        if name in second:
+            row[second[name]] = float(fit["beta"][1])
+            row[f"{second[name]}_err"] = math.sqrt(float(fit["beta_cov"][1, 1]))
         out[name] = row
     return out
 

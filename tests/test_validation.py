@@ -428,6 +428,15 @@ def test_plateau_fits_tell_a_plateau_from_a_tail():
     assert out["tail"]["p_value"] > 1e-3
     assert out["tail"]["K"] == pytest.approx(6.0, abs=4 * out["tail"]["K_err"] + 0.05)
     assert out["tail"]["c"] == pytest.approx(8.0, abs=4 * out["tail"]["c_err"])
+    # no plateau: the slope grows by 0.1 per doubling
+    creep = plateau + 6 * 0.1 * times * np.log2(times / times[-1])
+    out = plateau_fits(creep, times, 160.0)
+    assert out["logarithmic"]["p_value"] > 1e-3 and out["constant"]["p_value"] < 1e-6
+    assert out["logarithmic"]["per_doubling"] == pytest.approx(
+        0.1, abs=4 * out["logarithmic"]["per_doubling_err"])
+    # over [t/2, t] the slope of 6 g t log2(t/T) is g (log2(t/T) + 1): 0.1 above K at t = T
+    assert out["logarithmic"]["K"] == pytest.approx(
+        plateau_fits(plateau, times, 160.0)["constant"]["K"] + 0.1, abs=0.01)
     with pytest.raises(ValueError, match="three intervals"):
         plateau_fits(tail, times, 1280.0)
     with pytest.raises(ValueError, match="realisations"):
