@@ -789,8 +789,8 @@ def ensemble_difference(summary: dict, reference: dict, ell: int = 1, tolerance:
     indices = np.intersect1d(first, second)
     if indices.size < 2 or not common_times:
         raise ValueError("the two ensembles share fewer than two realisations or no time")
-    rows_a, rows_b = ([{int(i): row for row, i in enumerate(order)}[int(i)] for i in indices]
-                      for order in (first, second))
+    rows_a, rows_b = ([row_of[int(i)] for i in indices]
+                      for row_of in ({int(i): row for row, i in enumerate(order)} for order in (first, second)))
     out = {"times": [float(t) for t in common_times], "indices": indices.tolist(), "ell": int(ell)}
     pairs = {
         "diffusion": [np.asarray(s["per_realisation"]["msd"], dtype=float)[rows][:, cols] / (6.0 * t[cols])
