@@ -739,19 +739,25 @@ def plateau_fits(msd, times, first_end: float) -> dict:
     :math:numref:`eq-val-interval-diffusion`.
     """
     times = np.asarray(times, dtype=float)
-    slopes = _interval_slopes(msd, times)
-    start = np.concatenate([[0.0], times[:-1]])
     chosen = times >= first_end * (1 - 1e-9)
     if chosen.sum() < 3:
         raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
-    a, b = start[chosen], times[chosen]
+    start = np.concatenate([[0.0], times[:-1]])
     out = {"first_end": float(times[chosen][0]), "n_intervals": int(chosen.sum())}
+    out.update(_slope_model_fits(_interval_slopes(msd, times)[:, chosen], start[chosen], times[chosen]))
+    return out
+
+
+def _slope_model_fits(slopes, a, b) -> dict:
+    """The three models of :func:`plateau_fits` fitted to interval slopes ``(n_real, k)`` over
+    the intervals ``[a_j, b_j]`` (which may repeat: several ensembles of the same fields)."""
     designs = {"constant": np.ones((a.size, 1)),
                "tail": np.column_stack([np.ones(a.size), -1.0 / (np.sqrt(a) + np.sqrt(b))]),
-               "logarithmic": np.column_stack([np.ones(a.size), np.log2(b / b[-1])])}
+               "logarithmic": np.column_stack([np.ones(a.size), np.log2(b / b.max())])}
     second = {"tail": "c", "logarithmic": "per_doubling"}
+    out = {}
     for name, design in designs.items():
-        fit = _generalised_least_squares(slopes[:, chosen], design)
+        fit = _generalised_least_squares(slopes, design)
         if fit["beta"] is None:
             raise ValueError(f"plateau fits over {a.size} intervals need more than {a.size + 2} realisations")
         row = {"K": float(fit["beta"][0]), "K_err": math.sqrt(float(fit["beta_cov"][0, 0])),
@@ -760,6 +766,57 @@ def plateau_fits(msd, times, first_end: float) -> dict:
             row[second[name]] = float(fit["beta"][1])
             row[f"{second[name]}_err"] = math.sqrt(float(fit["beta_cov"][1, 1]))
         out[name] = row
+    return out
+
+
+def joint_plateau_fits(summaries, first_end: float) -> dict:
+    """:func:`plateau_fits` over several ensembles of the same fields at once.
+
+    Ensembles made with the same seed, spectrum and modes share the turbulence of each
+    realisation index (:func:`ensemble_difference`); they may differ in the sky sampling and in
+    how far they back-track. The interval slopes of all of them, from the realisations they have
+    in common, are stacked into one vector per realisation and fitted together, with their
+    covariance over realisations (within and between ensembles): a fine sky where it was
+    affordable (early times) and a coarse one that reaches further combine without counting
+    a field twice.
+
+    Parameters
+    ----------
+    summaries : sequence of dict
+        :func:`qltlib.simulate.summarize` outputs, with ``per_realisation``.
+    first_end : float
+        End of the first interval fitted, in every ensemble.
+
+    Returns
+    -------
+    dict
+        As :func:`plateau_fits` (``K`` of ``logarithmic`` is the slope at the latest time of all
+        ensembles), plus ``indices`` (the common realisations) and ``n_intervals`` per ensemble.
+
+    Notes
+    -----
+    Chapter *Validation*, section on the run to ``Omega t = 10240``.
+    """
+    if len(summaries) < 1:
+        raise ValueError("joint plateau fits need at least one ensemble")
+    orders = [np.asarray(s["per_realisation"]["indices"]) for s in summaries]
+    indices = orders[0]
+    for order in orders[1:]:
+        indices = np.intersect1d(indices, order)
+    blocks, starts, ends, counts = [], [], [], []
+    for summary, order in zip(summaries, orders):
+        times = np.asarray(summary["times"], dtype=float)
+        chosen = times >= first_end * (1 - 1e-9)
+        row_of = {int(i): row for row, i in enumerate(order)}
+        msd = np.asarray(summary["per_realisation"]["msd"], dtype=float)[[row_of[int(i)] for i in indices]]
+        blocks.append(_interval_slopes(msd, times)[:, chosen])
+        starts.append(np.concatenate([[0.0], times[:-1]])[chosen])
+        ends.append(times[chosen])
+        counts.append(int(chosen.sum()))
+    if sum(counts) < 3:
+        raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
+    out = {"first_end": float(first_end), "n_intervals": counts, "indices": indices.tolist()}
+    out.update(_slope_model_fits(np.hstack(blocks), np.concatenate(starts), np.concatenate(ends)))
     return out
 
 

@@ -16,7 +16,7 @@ from qltlib.transport import standard_qlt_rates
 from qltlib.simulate import interval_diffusion, plateau_diffusion
 from qltlib.transport import time_dependent_spectrum
 from qltlib.validation import (acceptable_alphas, ensemble_steady_time, chi2_profile, convergence_times, diffusion_comparison,
-                               ensemble_difference, fit_simulation, fit_table, plateau_fits, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
+                               ensemble_difference, fit_simulation, fit_table, joint_plateau_fits, plateau_fits, format_claims, multipole_ratio, paper_claims, resolved_multipoles,
                                simulated_diffusion, steady_time, successive_changes, time_dependent_comparison,
                                time_index)
 
@@ -441,6 +441,39 @@ def test_plateau_fits_tell_a_plateau_from_a_tail():
         plateau_fits(tail, times, 1280.0)
     with pytest.raises(ValueError, match="realisations"):
         plateau_fits(tail[:6], times, 160.0)
+
+
+def test_joint_plateau_fits_combine_ensembles_of_the_same_fields():
+    rng = np.random.default_rng(23)
+    n = 120
+    k_field = rng.normal(6.0, 0.3, size=(n, 1))    # shared by both ensembles of a realisation
+
+    def ensemble(times, indices, particle_noise):
+        times = np.asarray(times, dtype=float)
+        wobble = rng.normal(0.0, particle_noise, size=(n, times.size)) * times
+        # a slope that creeps up by 0.1 per doubling (log2), on top of each field's plateau
+        msd = 6 * (k_field * times - 40.0 + 0.1 * times * np.log2(times / 10240.0)) \
+            + np.cumsum(wobble, axis=1)
+        return {"times": times.tolist(), "per_realisation": {"msd": msd[indices], "indices": indices}}
+
+    fine = ensemble(10.0 * 2.0 ** np.arange(9), np.arange(n), 0.03)        # to 2560
+    coarse = ensemble(10.0 * 2.0 ** np.arange(11), np.arange(5, n), 0.06)  # to 10240, fewer
+    # one ensemble alone is plateau_fits over its common realisations
+    alone = joint_plateau_fits([coarse], 160.0)
+    reference = plateau_fits(coarse["per_realisation"]["msd"], coarse["times"], 160.0)
+    for model in ("constant", "tail", "logarithmic"):
+        assert alone[model]["K"] == pytest.approx(reference[model]["K"], rel=1e-12)
+        assert alone[model]["p_value"] == pytest.approx(reference[model]["p_value"], rel=1e-9)
+    joint = joint_plateau_fits([fine, coarse], 160.0)
+    assert joint["indices"] == list(range(5, n)) and joint["n_intervals"] == [5, 7]
+    growth = joint["logarithmic"]
+    assert growth["ndof"] == 12 - 2 and growth["p_value"] > 1e-3
+    assert growth["per_doubling"] == pytest.approx(0.1, abs=4 * growth["per_doubling_err"])
+    # the fine sky sharpens the early slopes, so the growth is known better than from either
+    assert growth["per_doubling_err"] < reference["logarithmic"]["per_doubling_err"]
+    assert joint["constant"]["p_value"] < 1e-6
+    with pytest.raises(ValueError, match="at least one"):
+        joint_plateau_fits([], 160.0)
 
 
 def test_resolved_multipoles_stops_at_the_first_noisy_multipole():
