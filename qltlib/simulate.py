@@ -1282,8 +1282,25 @@ def _standard_error(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.std(a, axis=axis, ddof=1) / math.sqrt(n)
 
 
-def _interval_slopes(msd, times) -> np.ndarray:
-    """Per realisation, ``Delta<|Delta r|^2> / 6 Delta t`` over each interval (from ``t = 0``)."""
+def interval_slopes(msd, times) -> np.ndarray:
+    """Per realisation, the slope ``Delta<|Delta r|^2> / 6 Delta t`` over each interval.
+
+    Parameters
+    ----------
+    msd : array_like, shape (n_real, n_times)
+        ``<|Delta r|^2>`` per realisation (units ``r_g^2``).
+    times : array_like, shape (n_times,)
+        Back-tracking times (``1/Omega``); the first interval starts at ``t = 0``.
+
+    Returns
+    -------
+    ndarray, shape (n_real, n_times)
+        Units ``c r_g``; their ensemble means are :func:`interval_diffusion`'s ``value``.
+
+    Notes
+    -----
+    Chapter *Validation*, :math:numref:`eq-val-interval-diffusion`.
+    """
     msd = np.atleast_2d(np.asarray(msd, dtype=float))
     padded_t = np.concatenate([[0.0], np.asarray(times, dtype=float)])
     padded = np.concatenate([np.zeros((msd.shape[0], 1)), msd], axis=1)
@@ -1306,7 +1323,7 @@ def interval_diffusion(msd, times) -> dict:
         realisation by realisation (the slopes of one realisation are correlated, so this is
         smaller than the two errors combined).
     """
-    slopes = _interval_slopes(msd, times)
+    slopes = interval_slopes(msd, times)
     err = _standard_error(slopes)
     change = np.diff(slopes, axis=1)
     times = np.asarray(times, dtype=float)
@@ -1338,7 +1355,7 @@ def plateau_diffusion(msd, times) -> dict:
         ``previous``, ``previous_err`` (the slope one interval earlier, ``None`` with one time)
         and ``change`` (last minus previous, in its standard errors).
     """
-    slopes = _interval_slopes(msd, times)
+    slopes = interval_slopes(msd, times)
 
     def mean_err(a):
         err = float(_standard_error(a))

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from .fit import ALPHA_RANGE, DEFAULT_LMAX_THEORY, alpha_interval, cached_theory_grid, theory_node_count
-from .simulate import _interval_slopes, _standard_error, interval_diffusion
+from .simulate import interval_slopes, _standard_error, interval_diffusion
 from .spectrum import make_spectrum
 from .units import PAPER_ALPHA
 
@@ -744,7 +744,7 @@ def plateau_fits(msd, times, first_end: float) -> dict:
         raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
     start = np.concatenate([[0.0], times[:-1]])
     out = {"first_end": float(times[chosen][0]), "n_intervals": int(chosen.sum())}
-    out.update(_slope_model_fits(_interval_slopes(msd, times)[:, chosen], start[chosen], times[chosen]))
+    out.update(_slope_model_fits(interval_slopes(msd, times)[:, chosen], start[chosen], times[chosen]))
     return out
 
 
@@ -809,7 +809,7 @@ def joint_plateau_fits(summaries, first_end: float) -> dict:
         chosen = times >= first_end * (1 - 1e-9)
         row_of = {int(i): row for row, i in enumerate(order)}
         msd = np.asarray(summary["per_realisation"]["msd"], dtype=float)[[row_of[int(i)] for i in indices]]
-        blocks.append(_interval_slopes(msd, times)[:, chosen])
+        blocks.append(interval_slopes(msd, times)[:, chosen])
         starts.append(np.concatenate([[0.0], times[:-1]])[chosen])
         ends.append(times[chosen])
         counts.append(int(chosen.sum()))
