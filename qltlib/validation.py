@@ -739,13 +739,24 @@ def plateau_fits(msd, times, first_end: float) -> dict:
     :math:numref:`eq-val-interval-diffusion`.
     """
     times = np.asarray(times, dtype=float)
-    chosen = times >= first_end * (1 - 1e-9)
-    if chosen.sum() < 3:
+    fits, (count,) = _fit_intervals([(np.asarray(msd, dtype=float), times)], first_end)
+    return {"first_end": float(times[-count]), "n_intervals": count, **fits}
+
+
+def _fit_intervals(runs, first_end: float) -> tuple:
+    """The three slope models fitted to the intervals ending at or after ``first_end`` of every
+    ``(msd, times)`` in ``runs`` (rows: the same realisations in every run); returns the fits and
+    the number of intervals taken from each run."""
+    blocks, starts, ends, counts = [], [], [], []
+    for msd, times in runs:
+        chosen = times >= first_end * (1 - 1e-9)
+        blocks.append(interval_slopes(msd, times)[:, chosen])
+        starts.append(np.concatenate([[0.0], times[:-1]])[chosen])
+        ends.append(times[chosen])
+        counts.append(int(chosen.sum()))
+    if sum(counts) < 3:
         raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
-    start = np.concatenate([[0.0], times[:-1]])
-    out = {"first_end": float(times[chosen][0]), "n_intervals": int(chosen.sum())}
-    out.update(_slope_model_fits(interval_slopes(msd, times)[:, chosen], start[chosen], times[chosen]))
-    return out
+    return _slope_model_fits(np.hstack(blocks), np.concatenate(starts), np.concatenate(ends)), counts
 
 
 def _slope_model_fits(slopes, a, b) -> dict:
@@ -803,21 +814,16 @@ def joint_plateau_fits(summaries, first_end: float) -> dict:
     indices = orders[0]
     for order in orders[1:]:
         indices = np.intersect1d(indices, order)
-    blocks, starts, ends, counts = [], [], [], []
-    for summary, order in zip(summaries, orders):
-        times = np.asarray(summary["times"], dtype=float)
-        chosen = times >= first_end * (1 - 1e-9)
-        row_of = {int(i): row for row, i in enumerate(order)}
-        msd = np.asarray(summary["per_realisation"]["msd"], dtype=float)[[row_of[int(i)] for i in indices]]
-        blocks.append(interval_slopes(msd, times)[:, chosen])
-        starts.append(np.concatenate([[0.0], times[:-1]])[chosen])
-        ends.append(times[chosen])
-        counts.append(int(chosen.sum()))
-    if sum(counts) < 3:
-        raise ValueError(f"plateau fits need at least three intervals ending at or after {first_end:g}")
-    out = {"first_end": float(first_end), "n_intervals": counts, "indices": indices.tolist()}
-    out.update(_slope_model_fits(np.hstack(blocks), np.concatenate(starts), np.concatenate(ends)))
-    return out
+    runs = [(np.asarray(summary["per_realisation"]["msd"], dtype=float)[_rows_of(order, indices)],
+             np.asarray(summary["times"], dtype=float)) for summary, order in zip(summaries, orders)]
+    fits, counts = _fit_intervals(runs, first_end)
+    return {"first_end": float(first_end), "n_intervals": counts, "indices": indices.tolist(), **fits}
+
+
+def _rows_of(order, indices) -> list:
+    """Rows of the realisations ``indices`` in an ensemble whose rows hold realisations ``order``."""
+    row_of = {int(i): row for row, i in enumerate(order)}
+    return [row_of[int(i)] for i in indices]
 
 
 def ensemble_difference(summary: dict, reference: dict, ell: int = 1, tolerance: float = 1e-6) -> dict:
@@ -846,8 +852,7 @@ def ensemble_difference(summary: dict, reference: dict, ell: int = 1, tolerance:
     indices = np.intersect1d(first, second)
     if indices.size < 2 or not common_times:
         raise ValueError("the two ensembles share fewer than two realisations or no time")
-    rows_a, rows_b = ([row_of[int(i)] for i in indices]
-                      for row_of in ({int(i): row for row, i in enumerate(order)} for order in (first, second)))
+    rows_a, rows_b = _rows_of(first, indices), _rows_of(second, indices)
     out = {"times": [float(t) for t in common_times], "indices": indices.tolist(), "ell": int(ell)}
     pairs = {
         "diffusion": [np.asarray(s["per_realisation"]["msd"], dtype=float)[rows][:, cols] / (6.0 * t[cols])
