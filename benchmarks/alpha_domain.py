@@ -6,7 +6,7 @@ longer physical: some ``C_l <= 0``, a non-finite ``C_l``, or ``K <= 0``. It prin
 last physical ``alpha``, the first unphysical one, and the single-particle relaxation per step
 ``nu_1 Delta T = -M^(1a)_11`` at both.
 
-The measurement behind :func:`qltlib.transport.check_theory_domain`: the breakdown is a loss of
+The measurement behind :func:`qltlib.theory.transport.check_theory_domain`: the breakdown is a loss of
 significance. The pair propagator conserves ``sum_l (2l+1) C_l`` exactly, so the columns of
 ``M - 1`` sum to zero and the transition matrix is a small difference of entries of size
 ``nu_1 Delta T``; once ``nu_1 Delta T`` falls to ~1e-11 the round-off of the kernels exceeds
@@ -26,8 +26,8 @@ import sys
 
 import numpy as np
 
-from qltlib.spectrum import make_spectrum
-from qltlib.transport import diagram_matrices, _transition_from
+from qltlib.theory.spectrum import make_spectrum
+from qltlib.theory.transport import diagram_matrices, _transition_from
 
 
 def physical_steady_state(spectrum, alpha: float, lmax: int) -> tuple:

@@ -35,8 +35,8 @@ def main():
     print(f"qlt spectrum --lmax 100, later calls: median {statistics.median(warm):.2f} s, "
           f"min {min(warm):.2f} s, max {max(warm):.2f} s  (target < 1 s)")
 
-    from qltlib.spectrum import WhiteNoiseSpectrum
-    from qltlib.transport import steady_state_spectrum
+    from qltlib.theory.spectrum import WhiteNoiseSpectrum
+    from qltlib.theory.transport import steady_state_spectrum
     spectrum = WhiteNoiseSpectrum()
     steady_state_spectrum(spectrum, 50.0, 100)  # tables in memory, as in a notebook session
     start = time.perf_counter()

@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qltlib import __version__  # noqa: E402
-from qltlib.simulate import SimulationSettings, realisation_statistics, run_realisation  # noqa: E402
-from qltlib.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
+from qltlib.particles.settings import SimulationSettings, run_realisation  # noqa: E402
+from qltlib.particles.map_statistics import realisation_statistics
+from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
 
 CONFIGURATIONS = [
     # (modes, step_fraction, precision): modes at the production step and precision, then the

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from qltlib.fit import DEFAULT_LMAX_THEORY, PseudoClLikelihood, cached_theory_grid, fit_likelihood
-from qltlib.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
+from qltlib.observations.fit import (DEFAULT_LMAX_THEORY, PseudoClLikelihood, cached_theory_grid, fit_likelihood)
+from qltlib.observations.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
 
 TRUTH = {"alpha": 50.0, "kg2": 1.0e-5, "noise": 5.0e-9}
 LMAX_FIT = 39

@@ -3,7 +3,7 @@
     python benchmarks/multirate_budget.py
 
 For each spectrum the library offers, each step fraction and mode count of the validation, and
-two tolerances, the field of :func:`qltlib.tracking.multirate_field_error` along a straight
+two tolerances, the field of :func:`qltlib.particles.multirate.multirate_field_error` along a straight
 path of 3000 steps (short enough to need no trajectory) is compared with exact evaluation. It
 prints the plan (modes evaluated at every step; band sizes and update intervals), the largest
 and the root-mean-square error of the field vector, and the Lagrange bound
@@ -18,9 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qltlib.spectrum import make_spectrum  # noqa: E402
-from qltlib.tracking import multirate_field_error, step_size  # noqa: E402
-from qltlib.turbulence import synthesise_turbulence  # noqa: E402
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
+from qltlib.particles.multirate import multirate_field_error  # noqa: E402
+from qltlib.particles.tracking import step_size
+from qltlib.particles.turbulence import synthesise_turbulence  # noqa: E402
 
 
 def main():

@@ -3,7 +3,7 @@
     python benchmarks/steady_comparison.py [--out FILE] [DIR ...]
 
 For each simulation directory (default: the four long ensembles in ``data/simulation/``,
-``*_k0-1e-3_k1-1e2_t1280``) runs :func:`qltlib.validation.steady_analysis`: D(t) against
+``*_k0-1e-3_k1-1e2_t1280``) runs :func:`qltlib.validation.claims.steady_analysis`: D(t) against
 QLT's K with the plateau estimate, C_2/C_1 per time, the convergence time of l = 1, 2, 4, 8, 16,
 the multipoles resolved to 50 and 20 per cent, and at the steady time the fit table for
 l_max = 12, 24, 48, 100, 200 with free and fixed amplitude, the acceptable alpha per l_max and
@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qltlib.simulate import summarize  # noqa: E402
-from qltlib.validation import steady_analysis  # noqa: E402
+from qltlib.particles.statistics import summarize  # noqa: E402
+from qltlib.validation.claims import steady_analysis  # noqa: E402
 
 DEFAULT_DIRS = [ROOT / "data" / "simulation" / f"{name}_k0-1e-3_k1-1e2_t1280"
                 for name in ("white", "flat3d", "logflat", "kolmogorov")]

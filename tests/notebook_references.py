@@ -12,7 +12,7 @@ Re-bless after an intended change (executes the chapters, a few minutes)::
     python tests/bless_notebooks.py chapters/05_kernels.md
 
 Chapters that track test particles (their code imports, directly or not, the compiled kernel of
-``qltlib.tracking``) are also re-executed under ``NUMBA_CPU_NAME=generic`` by ``.ci/run``: their
+``qltlib.particles.tracking``) are also re-executed under ``NUMBA_CPU_NAME=generic`` by ``.ci/run``: their
 float32 round-off depends on the CPU's code path, so their stored outputs must not. List them
 with ``python tests/notebook_references.py --tracking``.
 """
@@ -32,7 +32,7 @@ CHAPTER_DIR = ROOT / "chapters"
 REFERENCE_DIR = ROOT / "tests" / "notebooks"
 BLESS_COMMAND = "python tests/bless_notebooks.py"
 #: the module whose compiled particle kernel makes a chapter's digits CPU dependent
-TRACKING_MODULE = "qltlib.tracking"
+TRACKING_MODULE = "qltlib.particles.tracking"
 _QLTLIB_IMPORT = re.compile(r"^\s*(?:from|import)\s+(qltlib(?:\.\w+)*)", re.M)
 
 
@@ -91,7 +91,7 @@ def particle_tracking_references() -> list[Path]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="List reference notebooks.")
     parser.add_argument("--tracking", action="store_true",
-                        help="only those of chapters that track particles (qltlib.tracking)")
+                        help="only those of chapters that track particles (qltlib.particles.tracking)")
     args = parser.parse_args(argv)
     paths = particle_tracking_references() if args.tracking else [reference_for(c) for c in chapters()]
     print("\n".join(str(p.relative_to(ROOT)) for p in paths))

@@ -30,7 +30,7 @@ def test_reference_has_outputs():
 
 def test_particle_tracking_chapters_are_detected():
     """.ci/run re-executes the chapters that track particles under NUMBA_CPU_NAME=generic."""
-    assert tracks_particles(CHAPTER_DIR / "07_validation.md")        # qltlib.simulate -> tracking
+    assert tracks_particles(CHAPTER_DIR / "07_validation.md")        # qltlib.particles.ensemble -> tracking
     assert not tracks_particles(CHAPTER_DIR / "01_introduction.md")  # analytic only
     ci = (ROOT / ".ci" / "run").read_text()
     assert "NUMBA_CPU_NAME=generic" in ci and "notebook_references.py --tracking" in ci

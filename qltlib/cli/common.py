@@ -1,0 +1,78 @@
+"""Shared pieces of the ``qlt`` sub-commands: argparse with one-line errors, option types, JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Help text that ends with the option's default, unless the text already states one.
+
+    Flags (default ``False``), required options and options whose default is decided later
+    (``None``) get no suffix; their help says what happens instead.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings
+                or action.default in (None, False, argparse.SUPPRESS)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors (argparse prints the whole usage block by default) and
+    defaults in every help text."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def number_type(name, positive=False):
+    """argparse type: a finite float (``positive``: and > 0); the error names the option."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or (positive and not value > 0):
+            kind = "finite positive number" if positive else "finite number"
+            raise argparse.ArgumentTypeError(f"{name} must be a {kind}, got {text!r}")
+        return value
+    return parse
+
+
+def integer_type(name, minimum):
+    """argparse type: an integer >= ``minimum``; the error names the option."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be an integer >= {minimum}, got {text!r}")
+        return value
+    return parse
+
+
+def checked_json(obj) -> str:
+    """``obj`` as JSON, refusing NaN and infinities (``json.dump`` would print ``NaN``, which is
+    not JSON) with a one-line ``ValueError``."""
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except ValueError:
+        raise ValueError("result contains NaN or infinity; nothing printed") from None
+
+
+def one_line_error(command: str, message: str) -> int:
+    first_line = " ".join(message.split())   # a message from a library may span lines
+    sys.stderr.write(f"qlt {command}: error: {first_line}\n")
+    return 2

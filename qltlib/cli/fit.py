@@ -1,0 +1,139 @@
+"""``qlt fit``: fit the steady-state QLT spectrum to one energy bin of an observed data set.
+
+Prints one JSON object, e.g. for ``qlt fit --dataset icecube-12yr --energy-tev 13``::
+
+    {"alpha": {"value": .., "err": .., "interval68": [.., ..], "interval_kind": ".."},
+     "kg2": {"value": .., "err": .., "unit": "c k0"}, "noise": {"value": .., "err": ..},
+     "chi2": .., "ndof": .., "converged": .., "at_bound": [..], ...settings..., "notes": [..]}
+
+Errors are 1 sigma; ``null`` where a parameter sits on the edge of its range (``at_bound``).
+``alpha`` is searched in ``qltlib.observations.fit.ALPHA_RANGE`` (10..1000, where ``alpha >> 1`` holds); an
+interval end is ``null`` when it lies beyond that range or on the edge where ``alpha`` sits,
+``interval_kind`` says which end is missing, and ``notes`` says why.
+Invalid input raises :class:`ValueError` with a one-line message, which ``qlt`` turns into exit
+status 2. Chapter *Comparison with observations* (:ref:`ch-observations`).
+
+``qlt fit --simulation DIR [--time T] [--lmax-theory L] [--amplitude free|diffusion]`` fits the
+steady state to a test-particle ensemble instead (:func:`qltlib.validation.simulation_fit.fit_simulation`,
+chapter *Validation by test particles*): the same keys, without ``noise``, plus ``time``,
+``lmax_theory``, ``p_value``, ``amplitude`` and the fitted points. Without ``--time`` it fits at
+the ensemble's steady time (:func:`qltlib.validation.convergence.ensemble_steady_time`), as chapter 7's table.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..theory.spectrum import SPECTRA
+from ..units import PAPER_K0, PAPER_K1
+from .common import checked_json, integer_type, number_type
+
+# Defaults of --lmin/--lmax/--lmax-theory live in qltlib.observations.fit (DEFAULT_LMIN, ...); they are not
+# imported here because qltlib.observations.fit pulls in healpy and scipy (~1.5 s), which every other ``qlt``
+# subcommand would then pay at start-up. The help texts quote them (checked by a test).
+
+
+#: options of the data fit that a simulation fit does not take (the simulation fixes them)
+_DATA_ONLY = ("dataset", "energy_tev", "dec_max", "spectrum", "k0", "k1", "fsky_normalise")
+#: defaults of the data fit's options that are ``None`` in the parser (so that an explicit value
+#: given with --simulation can be refused)
+_DATA_DEFAULTS = {"dataset": "icecube-12yr", "spectrum": "white", "k0": PAPER_K0, "k1": PAPER_K1}
+
+
+def _fit_command(args) -> int:
+    options = {name: getattr(args, name) for name in ("lmin", "lmax", "lmax_theory")
+               if getattr(args, name) is not None}
+    if args.simulation is not None:
+        return _fit_simulation_command(args, options)
+    for name in ("time", "amplitude"):
+        if getattr(args, name) is not None:
+            raise ValueError(f"--{name} applies only with --simulation DIR")
+    if args.energy_tev is None:
+        raise ValueError("--energy-tev is required (or --simulation DIR to fit a test-particle ensemble)")
+    from ..observations.fit import fit_energy_bin
+
+    data = {name: (_DATA_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name))
+            for name in _DATA_DEFAULTS}
+    result = fit_energy_bin(data["dataset"], args.energy_tev, dec_max=args.dec_max,
+                            spectrum=data["spectrum"], k0=data["k0"], k1=data["k1"],
+                            fsky_normalise=args.fsky_normalise, **options)
+    sys.stdout.write(checked_json(result.to_dict()) + "\n")
+    return 0
+
+
+def _fit_simulation_command(args, options) -> int:
+    given = [name for name in _DATA_ONLY if getattr(args, name) not in (None, False)]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} applies only to a data fit; --simulation takes "
+                         f"the spectrum and band from the simulation's manifest")
+    from ..particles.statistics import summarize
+    from ..validation.convergence import ensemble_steady_time
+    from ..validation.simulation_fit import fit_simulation
+
+    summary = summarize(args.simulation)
+    if summary["realisations"] < 2:
+        raise ValueError(f"{args.simulation} holds {summary['realisations']} realisation; the fit needs "
+                         f"at least 2 for the errors of C_l")
+    time, note = args.time, None
+    if time is None:
+        time, steady = ensemble_steady_time(summary)
+        note = (f"time: the steady time, Omega t = {time:g}, from which C_l (l = 1, 2, 4, 8, 16) stays "
+                f"one constant" if steady else
+                f"time: the last, Omega t = {time:g}; the ensemble is not shown steady before it")
+    result = fit_simulation(summary, time=time, amplitude=args.amplitude or "free", **options)
+    out = result.to_dict()
+    if note:
+        out["notes"] = [note, *out["notes"]]
+    out["simulation"] = str(args.simulation)
+    sys.stdout.write(checked_json(out) + "\n")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``fit`` subcommand to an :mod:`argparse` subparsers object."""
+    p = subparsers.add_parser(
+        "fit", help="fit alpha, K|G|^2 and noise to one energy bin of an observed pseudo-C_l",
+        description="Maximum-likelihood fit of the steady-state QLT spectrum, forward-modelled "
+                    "through the detector's field of view and the m = 0 filter, to one energy "
+                    "bin; or, with --simulation DIR, chi2 fit to a test-particle ensemble. "
+                    "Prints JSON; K|G|^2 in units of c k0, errors 1 sigma. alpha = "
+                    "k1 c Delta T is searched in 10..1000, where the theory (alpha >> 1) holds.")
+    p.add_argument("--dataset", default=None,
+                   help="registered data set (data/datasets.json; default icecube-12yr)")
+    p.add_argument("--energy-tev", type=number_type("energy-tev", positive=True), default=None,
+                   help="median energy of the bin in TeV (e.g. 13); required unless --simulation (default: none)")
+    p.add_argument("--lmin", type=integer_type("lmin", 1), default=None,
+                   help="lowest multipole fitted (default 2: the dipole is set by physics absent "
+                        "from the model; also 2 with --simulation)")
+    p.add_argument("--lmax", type=integer_type("lmax", 2), default=None,
+                   help="highest multipole fitted, at most the data's last l (default 39: the "
+                        "l = 40 marker is clipped in the digitised figure; with --simulation "
+                        "default 16, multipoles with relative error > 1 left out)")
+    p.add_argument("--dec-max", type=number_type("dec-max"), default=None,
+                   help="northern edge of the field of view, equatorial declination in degrees "
+                        "(default: the data set's, -20 assumed for IceCube)")
+    p.add_argument("--spectrum", default=None, choices=sorted(SPECTRA),
+                   help="turbulence spectrum g(k) (default white)")
+    p.add_argument("--k0", type=number_type("k0", positive=True), default=None,
+                   help=f"smallest wavenumber k0, units 1/r_g (default {PAPER_K0:g})")
+    p.add_argument("--k1", type=number_type("k1", positive=True), default=None,
+                   help=f"largest wavenumber k1, units 1/r_g (default {PAPER_K1:g})")
+    p.add_argument("--lmax-theory", type=integer_type("lmax-theory", 2), default=None,
+                   help="truncation of the steady-state system (default 100; memory ~ lmax^3)")
+    p.add_argument("--fsky-normalise", action="store_true",
+                   help="divide the model pseudo-power by f_sky (default: plain pseudo-power, "
+                        "as IceCube's)")
+    p.add_argument("--simulation", default=None, metavar="DIR",
+                   help="fit a test-particle ensemble (a `qlt simulate` directory) instead of "
+                        "data: the steady state of the simulation's spectrum against its "
+                        "shot-noise-subtracted C_l, chi2 with the ensemble's standard errors "
+                        "(default: none, fit the data)")
+    p.add_argument("--time", type=number_type("time", positive=True), default=None,
+                   help="with --simulation: back-tracking time Omega t, units 1/Omega, one of "
+                        "the run's (default: its steady time, the earliest from which C_l, "
+                        "l = 1, 2, 4, 8, 16, stays one constant; its last time if never)")
+    p.add_argument("--amplitude", choices=["free", "diffusion"], default=None,
+                   help="with --simulation: K|G|^2 fitted (free) or fixed by the simulated "
+                        "diffusion coefficient, K|G|^2 = K/k0 in c k0 with K the plateau of "
+                        "D(t), the slope of <|dr|^2>/6 over the last interval (diffusion) "
+                        "(default: free)")
+    p.set_defaults(func=_fit_command)

@@ -1,0 +1,184 @@
+"""``qlt simulate`` and ``qlt summarize``: the test-particle ensemble from the command line.
+
+Registered into the main ``qlt`` parser by :mod:`qltlib.cli.main` through :func:`register`. Each
+sub-command's ``func(args)`` prints one JSON document to stdout and returns an exit code; bad
+input raises :class:`ValueError` with a one-line message (turned into exit code 2 by the main
+CLI). Ctrl-C during ``simulate`` -- at any moment: the tracking runs in worker processes that
+the command ends at once -- keeps the finished realisation files, prints one line to stderr and
+returns 130; rerunning the same command resumes, after checking every file already there.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..particles.tracking_defaults import (
+    DEFAULT_MULTIRATE_TOLERANCE,
+    DEFAULT_RESYNC_EVERY,
+    WORKING_PRECISION_NAMES,
+)
+from ..theory.spectrum import SPECTRA
+from ..units import PAPER_K0, PAPER_K1
+
+
+def parse_times(text: str) -> tuple:
+    """Comma-separated positive times ``"10,20,40"`` -> ``(10.0, 20.0, 40.0)``."""
+    try:
+        values = tuple(float(v) for v in str(text).split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--times must be comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError("--times must list at least one time")
+    if any(not (v > 0) for v in values):
+        raise ValueError(f"--times must be positive, got {text!r}")
+    return values
+
+
+def _finished_files(out) -> int:
+    # counted without importing qltlib.particles.ensemble: the interrupt may have hit that very import;
+    # a finished realisation has a raw file, a summary file (--no-raw) or both
+    names = {p.name.split("_", 1)[1] for pattern in ("realisation_", "summary_")
+             for p in Path(out).glob(pattern + "[0-9][0-9][0-9][0-9][0-9].npz")}
+    return len(names)
+
+
+def cmd_simulate(args) -> int:
+    """Run (or resume) an ensemble; print a JSON summary of what was done.
+
+    Ctrl-C at any moment, from the imports on, ends with one line on stderr and exit code 130.
+    """
+    try:
+        return _simulate(args)
+    except KeyboardInterrupt:
+        print(f"qlt simulate: interrupted; {_finished_files(args.out)} finished realisation files kept "
+              f"in {args.out} (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def _simulate(args) -> int:
+    from ..particles.ensemble import run_ensemble
+    from ..particles.runner import WorkerError
+    from ..particles.settings import SimulationSettings
+    settings = SimulationSettings(nside=args.nside, times=parse_times(args.times), n_modes=args.modes,
+                                  seed=args.seed, spectrum=args.spectrum, k0=args.k0, k1=args.k1,
+                                  step_fraction=args.step_fraction, resync_every=args.resync_every,
+                                  precision=args.precision,
+                                  multirate_tolerance=args.multirate_tolerance)
+    start = time.perf_counter()
+    try:
+        report = run_ensemble(settings, args.out, args.realisations, scheduler=args.scheduler,
+                              workers=args.workers, progress=not args.no_progress,
+                              scheduler_timeout=args.scheduler_timeout,
+                              report=lambda line: print(f"qlt simulate: {line}", file=sys.stderr, flush=True),
+                              keep_raw=not args.no_raw)
+    except WorkerError as exc:           # not the input's fault: exit 1, still one line
+        print(f"qlt simulate: error: {exc} ({_finished_files(args.out)} finished realisation files kept "
+              f"in {args.out})", file=sys.stderr)
+        return 1
+    report["written"] = len(report["written"])
+    report["skipped"] = len(report["skipped"])
+    report["wall_seconds"] = round(time.perf_counter() - start, 3)
+    report["settings"] = settings.as_dict()
+    print(json.dumps(report))
+    return 0
+
+
+def cmd_summarize(args) -> int:
+    """Print the ensemble summary of a simulation directory as JSON.
+
+    With ``--write-summaries``: only give every raw file its summary file and print what was
+    done (:func:`qltlib.particles.store.write_summaries`).
+    """
+    from ..particles.statistics import summarize
+    from ..particles.store import write_summaries
+    if args.write_summaries:
+        if args.lmax is not None:
+            raise ValueError("--write-summaries writes every multipole up to 3 nside - 1; drop --lmax")
+        report = write_summaries(args.directory)
+        report["written"], report["kept"] = len(report["written"]), len(report["kept"])
+        print(json.dumps(report))
+        return 0
+    summary = summarize(args.directory, lmax=args.lmax)
+    summary.pop("per_realisation")
+    if summary["realisations"] < summary["expected"]:
+        print(f"qlt summarize: note: incomplete ensemble, {summary['realisations']} of "
+              f"{summary['expected']} realisations in {args.directory}", file=sys.stderr)
+    if summary["realisations"] < 2:
+        print("qlt summarize: note: one realisation has no standard error (printed as null)",
+              file=sys.stderr)
+    print(json.dumps(_nan_to_null(summary), allow_nan=False))
+    return 0
+
+
+def _nan_to_null(value):
+    """``value`` with every NaN (an undefined standard error) replaced by ``None``: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_null(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def register(subparsers) -> None:
+    """Add the ``simulate`` and ``summarize`` sub-commands to an argparse ``subparsers`` object."""
+    sim = subparsers.add_parser(
+        "simulate", help="back-track test particles (one per HEALPix pixel) in an ensemble of fields",
+        description="Back-track one particle per HEALPix pixel through N plane-wave turbulence "
+                    "realisations; one file per realisation in --out (resumable).")
+    sim.add_argument("--nside", type=int, default=16,
+                     help="HEALPix nside, a power of two; 12 nside^2 particles (default: %(default)s)")
+    sim.add_argument("--realisations", type=int, default=100,
+                     help="ensemble size, field realisations (default: %(default)s)")
+    sim.add_argument("--times", default="10,20,40",
+                     help="comma-separated back-tracking times Omega t, units 1/Omega (default: %(default)s)")
+    sim.add_argument("--modes", type=int, default=256, help="plane waves per realisation (default: %(default)s)")
+    sim.add_argument("--seed", type=int, default=2019, help="ensemble seed (default: %(default)s)")
+    sim.add_argument("--out", required=True, help="output directory (created; required)")
+    sim.add_argument("--spectrum", choices=sorted(SPECTRA), default="white",
+                     help="shape of g(k) (default: %(default)s)")
+    sim.add_argument("--k0", type=float, default=PAPER_K0,
+                     help="smallest wavenumber, units 1/r_g (default: %(default)g)")
+    sim.add_argument("--k1", type=float, default=PAPER_K1,
+                     help="largest wavenumber, units 1/r_g (default: %(default)g)")
+    sim.add_argument("--step-fraction", type=float, default=0.2,
+                     help="time step as a fraction of min(1/k_max, r_g), dimensionless (default: %(default)s)")
+    sim.add_argument("--resync-every", type=int, default=DEFAULT_RESYNC_EVERY,
+                     help="steps between exact phase re-synchronisations (default: %(default)s)")
+    sim.add_argument("--precision", choices=WORKING_PRECISION_NAMES, default="float32",
+                     help="working precision of the per-mode arithmetic in the tracking kernel; "
+                          "positions, velocities and the Boris rotation are always float64, and "
+                          "the ensembles of chapter 7 agree with float64 within their errors "
+                          "(default: %(default)s)")
+    sim.add_argument("--multirate-tolerance", type=float, default=DEFAULT_MULTIRATE_TOLERANCE,
+                     help="multirate field evaluation: bound on each slowly varying mode's field "
+                          "error between its updates, relative to its amplitude; 0 evaluates "
+                          "every mode at every step (default: %(default)g)")
+    sim.add_argument("--scheduler", default=None,
+                     help="Dask scheduler address tcp://host:port (default: run locally)")
+    sim.add_argument("--scheduler-timeout", type=float, default=10.0,
+                     help="seconds to wait for the scheduler (default: %(default)s)")
+    sim.add_argument("--workers", type=int, default=1,
+                     help="local worker processes; 1 uses all cores through numba threads "
+                          "(default: %(default)s)")
+    sim.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    sim.add_argument("--no-raw", action="store_true",
+                     help="keep only each realisation's summary file (C_l per gradient axis, shot "
+                          "noise, mean-square displacement: all that `qlt summarize` needs), not "
+                          "its raw displacements; rerunning without --no-raw recomputes them")
+    sim.set_defaults(func=cmd_simulate)
+
+    summ = subparsers.add_parser("summarize", help="ensemble C_l, shot noise and diffusion coefficient",
+                                 description="Summarise a `qlt simulate` directory as JSON, from its per-realisation "
+                                             "summary files (computed from the raw files where missing).")
+    summ.add_argument("directory", help="directory written by qlt simulate")
+    summ.add_argument("--lmax", type=int, default=None,
+                      help="largest multipole, at most 3 nside - 1 (default: 3 nside - 1)")
+    summ.add_argument("--write-summaries", action="store_true",
+                      help="only write the missing or corrupt summary files from the raw files "
+                           "(converts a run made before summaries existed) and print a short "
+                           "JSON report")
+    summ.set_defaults(func=cmd_summarize)
