@@ -5,13 +5,39 @@ Sphinx turns the maths of a title such as "The kernels $\\Lambda_\\ell$, ..." in
 source ("The kernels \\Lambda_\\ell, ..."). This extension remembers, for every section title
 that contains maths, the title's nodes, and puts them back into each reference whose text is
 exactly that title's plain text, so that MathJax typesets it like the title itself.
+
+The browser tab (the HTML ``<title>``) cannot be typeset by MathJax: there the maths of a page
+title is written as plain Unicode text (``$C_\\ell$`` becomes "Cℓ", see :func:`plain_title`).
 """
 from __future__ import annotations
+
+import re
 
 from docutils import nodes
 from sphinx.util.nodes import clean_astext
 
 _ENV_KEY = "qlt_math_titles"
+#: inline maths as Sphinx renders it into HTML titles: ``\(...\)``
+_INLINE_MATH = re.compile(r"\\\((.*?)\\\)", re.S)
+_TEX_SYMBOLS = {
+    "ell": "ℓ", "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "Delta": "Δ",
+    "epsilon": "ε", "kappa": "κ", "lambda": "λ", "Lambda": "Λ", "mu": "μ", "nu": "ν",
+    "omega": "ω", "Omega": "Ω", "phi": "φ", "pi": "π", "sigma": "σ", "tau": "τ",
+    "theta": "θ", "infty": "∞", "leq": "≤", "geq": "≥", "times": "×", "pm": "±",
+}
+_TEX_COMMAND = re.compile(r"\\([A-Za-z]+)")
+
+
+def plain_tex(tex: str) -> str:
+    """Plain Unicode text for a short TeX formula: ``C_\\ell`` -> "Cℓ" (for the browser tab)."""
+    text = _TEX_COMMAND.sub(lambda m: _TEX_SYMBOLS.get(m.group(1), m.group(1)), tex)
+    text = re.sub(r"\\.", "", text)   # spacing commands such as \, and \;
+    return re.sub(r"[_^{}]", "", text).strip()
+
+
+def plain_title(title: str) -> str:
+    """A rendered page title with its inline maths ``\\(...\\)`` written as plain text."""
+    return _INLINE_MATH.sub(lambda m: plain_tex(m.group(1)), title)
 
 
 def _store(env) -> dict:
@@ -66,8 +92,14 @@ def _typeset_references(app, doctree, docname):
         app.env.get_domain("math").data.setdefault("has_equations", {})[docname] = True
 
 
+def _plain_page_title(app, pagename, templatename, context, doctree):
+    if context.get("title"):
+        context["title"] = plain_title(context["title"])
+
+
 def setup(app):
     app.connect("doctree-read", _collect_titles)
+    app.connect("html-page-context", _plain_page_title)
     app.connect("env-purge-doc", _purge)
     app.connect("env-merge-info", _merge)
     app.connect("doctree-resolved", _typeset_references)

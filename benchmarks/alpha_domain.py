@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 from qltlib.theory.spectrum import make_spectrum
-from qltlib.theory.transport import diagram_matrices, _transition_from
+from qltlib.theory.transport import _transition_from, diagram_matrices
 
 
 def physical_steady_state(spectrum, alpha: float, lmax: int) -> tuple:

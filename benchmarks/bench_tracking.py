@@ -31,15 +31,14 @@ import time
 from pathlib import Path
 
 import numba
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qltlib.particles.settings import pixel_directions  # noqa: E402
-from qltlib.theory.spectrum import make_spectrum  # noqa: E402
-from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
 from qltlib.particles.tracking import backtrack
+from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
 from qltlib.particles.turbulence import synthesise_turbulence  # noqa: E402
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 
 VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl")
 
@@ -129,8 +128,8 @@ def main(argv=None):
     report["throughput"] = rows
     if not args.skip_realisation:
         report.update(comparison_work())
-        from qltlib.particles.settings import SimulationSettings
         from qltlib.particles.ensemble import timed_realisation
+        from qltlib.particles.settings import SimulationSettings
         settings = SimulationSettings(nside=16, times=(10, 20, 40, 80, 160, 320, 640), n_modes=256,
                                       step_fraction=0.4)
         report["validation_realisation_wall_s"] = timed_realisation(settings, 0)

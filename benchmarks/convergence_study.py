@@ -1,7 +1,7 @@
 """Convergence of the test-particle results in the number of modes, the step and the precision.
 
 Run by hand (several minutes on 2 cores); writes ``data/simulation/convergence.json``, which the
-chapter *Validation* reads:
+appendix *Convergence* (``chapters/A1_convergence.md``) reads:
 
     python benchmarks/convergence_study.py
     python benchmarks/convergence_study.py --late    # to Omega t = 1280: convergence_late.json
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qltlib import __version__  # noqa: E402
-from qltlib.particles.settings import SimulationSettings, run_realisation  # noqa: E402
 from qltlib.particles.map_statistics import realisation_statistics
+from qltlib.particles.settings import SimulationSettings, run_realisation  # noqa: E402
 from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
 
 CONFIGURATIONS = [

@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 from qltlib.particles.multirate import multirate_field_error  # noqa: E402
 from qltlib.particles.tracking import step_size
 from qltlib.particles.turbulence import synthesise_turbulence  # noqa: E402
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 
 
 def main():

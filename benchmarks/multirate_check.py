@@ -11,7 +11,7 @@ the shot-noise-subtracted C_l (l <= 16), and reports the ensemble means with the
 errors and the *paired* differences to the reference (mean and standard error over
 realisations). Results are appended realisation by realisation to ``FILE.partial.jsonl``, so an
 interrupted run resumes; the summary goes to FILE (default
-``data/simulation/multirate_check.json``), read by chapter *Validation*.
+``data/simulation/multirate_check.json``), read by the appendix *Convergence*.
 """
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qltlib.particles.healpix import ring_pixel_directions  # noqa: E402
-from qltlib.particles.settings import realisation_seed  # noqa: E402
 from qltlib.particles.map_statistics import realisation_statistics
-from qltlib.theory.spectrum import make_spectrum  # noqa: E402
-from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
+from qltlib.particles.settings import realisation_seed  # noqa: E402
 from qltlib.particles.tracking import backtrack
+from qltlib.particles.tracking_defaults import DEFAULT_MULTIRATE_TOLERANCE  # noqa: E402
 from qltlib.particles.turbulence import synthesise_turbulence  # noqa: E402
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 
 TIMES = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0)
 VARIANTS = {"float64_exact": ("float64", 0.0), "float32_exact": ("float32", 0.0),

@@ -22,11 +22,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qltlib.particles.healpix import ring_pixel_directions  # noqa: E402
-from qltlib.particles.settings import realisation_seed  # noqa: E402
 from qltlib.particles.map_statistics import realisation_statistics
-from qltlib.theory.spectrum import make_spectrum  # noqa: E402
+from qltlib.particles.settings import realisation_seed  # noqa: E402
 from qltlib.particles.tracking import backtrack  # noqa: E402
 from qltlib.particles.turbulence import synthesise_turbulence  # noqa: E402
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 
 TIMES = (10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0, 1280.0)
 

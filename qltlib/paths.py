@@ -29,3 +29,8 @@ def _data_dir() -> Path:
 
 #: the ``data/`` directory: the repository's, else the packaged copy
 DATA_DIR = _data_dir()
+
+
+def cache_dir() -> Path:
+    """Directory of the on-disk cache of computed tables and measurements (Wigner tables, transfer parts) (``$QLT_CACHE_DIR`` or ``~/.cache/qltlib``)."""
+    return Path(os.environ.get("QLT_CACHE_DIR", Path.home() / ".cache" / "qltlib"))

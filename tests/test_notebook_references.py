@@ -1,8 +1,17 @@
 """Each chapter has an up-to-date reference notebook (its outputs are checked by nbval)."""
 import pytest
-
-from notebook_references import (BLESS_COMMAND, CHAPTER_DIR, REFERENCE_DIR, ROOT, cell_sources, chapters,
-                                 read_chapter, read_reference, reference_for, tracks_particles)
+from notebook_references import (
+    BLESS_COMMAND,
+    CHAPTER_DIR,
+    REFERENCE_DIR,
+    ROOT,
+    cell_sources,
+    chapters,
+    read_chapter,
+    read_reference,
+    reference_for,
+    tracks_particles,
+)
 
 
 @pytest.mark.parametrize("chapter", chapters(), ids=lambda p: p.stem)

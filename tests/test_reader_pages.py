@@ -17,8 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from notebook_references import BLESS_COMMAND, chapters, read_chapter, read_reference, reference_for
+from notebook_references import (
+    BLESS_COMMAND,
+    chapters,
+    read_chapter,
+    read_reference,
+    reference_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 READER_PAGES = ["bibliography", "notation", "reproduce", "execution_status"]
@@ -130,3 +135,33 @@ def test_printed_output_lines_fit_the_page(chapter):
             long += [(i, line) for line in _long_lines(text)]
     assert not long, (f"{reference.name}: printed lines longer than {LINE_LIMIT} characters "
                       f"(code cell, line): {long[:10]}")
+
+
+def test_browser_tab_titles_are_plain_text():
+    """MathJax cannot typeset the HTML <title>: _ext/math_titles.py writes its maths as text."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "_ext"))
+    try:
+        from math_titles import plain_title
+    finally:
+        sys.path.remove(str(ROOT / "_ext"))
+    rendered = ('The pair propagator and an evolution equation for '
+                '<span class="math notranslate nohighlight">\\(C_\\ell\\)</span>')
+    assert plain_title(rendered) == ('The pair propagator and an evolution equation for '
+                                     '<span class="math notranslate nohighlight">Cℓ</span>')
+    assert plain_title("The kernels \\(\\Lambda_\\ell\\), \\(h_\\ell\\) and "
+                       "\\(\\kappa_{\\ell_A\\ell_B}\\)") == "The kernels Λℓ, hℓ and κℓAℓB"
+    for chapter in chapters():
+        title = next(line for line in chapter.read_text().splitlines() if line.startswith("# "))
+        tab = plain_title(re.sub(r"\$(.*?)\$", r"\\(\1\\)", title[2:]))
+        assert "\\" not in tab and "$" not in tab, f"{chapter.name}: browser tab {tab!r}"
+
+
+def test_book_order_is_file_order():
+    """The chapters' files sort in the order in which _toc.yml puts them in the book."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    in_book = [entry["file"] for part in toc["parts"] for entry in part["chapters"]
+               if entry["file"].startswith("chapters/")]
+    on_disk = [f"chapters/{p.stem}" for p in chapters()]
+    assert in_book == on_disk, f"book order {in_book} differs from file order {on_disk}"

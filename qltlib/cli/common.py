@@ -12,8 +12,15 @@ class HelpFormatter(argparse.HelpFormatter):
     """Help text that ends with the option's default, unless the text already states one.
 
     Flags (default ``False``), required options and options whose default is decided later
-    (``None``) get no suffix; their help says what happens instead.
+    (``None``) get no suffix; their help says what happens instead. A description or epilog
+    that holds line breaks is printed as written (the tables of output keys,
+    :func:`qltlib.cli.outputs.epilog`); one without is wrapped to the terminal as usual.
     """
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action):
         text = action.help or ""
@@ -32,7 +39,9 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        # the top-level parser points to the list of sub-commands (a bare `qlt` lands here)
+        hint = "; see qlt --help" if " " not in self.prog else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
 
 def number_type(name, positive=False):
@@ -70,6 +79,48 @@ def checked_json(obj) -> str:
         return json.dumps(obj, allow_nan=False)
     except ValueError:
         raise ValueError("result contains NaN or infinity; nothing printed") from None
+
+
+#: an estimate at or above this many seconds is announced on stderr before the work starts
+ANNOUNCE_SECONDS = 5.0
+
+
+def stderr_note(command: str, text: str) -> None:
+    """Print ``qlt COMMAND: TEXT`` on stderr at once (a progress or estimate line).
+
+    Parameters
+    ----------
+    command : str
+        Sub-command name.
+    text : str
+        One line.
+    """
+    sys.stderr.write(f"qlt {command}: {text}\n")
+    sys.stderr.flush()
+
+
+def announce_estimate(command: str, estimate, what: str) -> bool:
+    """Say on stderr what a long computation will cost, before it starts.
+
+    Parameters
+    ----------
+    command : str
+        Sub-command name.
+    estimate : qltlib.theory.transport.ResourceEstimate
+        Its memory and time.
+    what : str
+        What is estimated, e.g. ``"the steady state at lmax = 300"``.
+
+    Returns
+    -------
+    bool
+        Whether it was announced: ``estimate.seconds >= ANNOUNCE_SECONDS``. Callers print
+        their progress lines only then, so that short runs stay silent.
+    """
+    if estimate.seconds < ANNOUNCE_SECONDS:
+        return False
+    stderr_note(command, f"{estimate.describe()} (estimate) for {what}")
+    return True
 
 
 def one_line_error(command: str, message: str) -> int:

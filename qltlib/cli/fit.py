@@ -1,10 +1,7 @@
 """``qlt fit``: fit the steady-state QLT spectrum to one energy bin of an observed data set.
 
-Prints one JSON object, e.g. for ``qlt fit --dataset icecube-12yr --energy-tev 13``::
-
-    {"alpha": {"value": .., "err": .., "interval68": [.., ..], "interval_kind": ".."},
-     "kg2": {"value": .., "err": .., "unit": "c k0"}, "noise": {"value": .., "err": ..},
-     "chi2": .., "ndof": .., "converged": .., "at_bound": [..], ...settings..., "notes": [..]}
+Prints one JSON object; every key, with its units, is listed in :mod:`qltlib.cli.outputs`
+(``qlt fit --help`` and the book's page *Output keys of qlt* show the same table).
 
 Errors are 1 sigma; ``null`` where a parameter sits on the edge of its range (``at_bound``).
 ``alpha`` is searched in ``qltlib.observations.fit.ALPHA_RANGE`` (10..1000, where ``alpha >> 1`` holds); an
@@ -16,16 +13,19 @@ status 2. Chapter *Comparison with observations* (:ref:`ch-observations`).
 ``qlt fit --simulation DIR [--time T] [--lmax-theory L] [--amplitude free|diffusion]`` fits the
 steady state to a test-particle ensemble instead (:func:`qltlib.validation.simulation_fit.fit_simulation`,
 chapter *Validation by test particles*): the same keys, without ``noise``, plus ``time``,
-``lmax_theory``, ``p_value``, ``amplitude`` and the fitted points. Without ``--time`` it fits at
-the ensemble's steady time (:func:`qltlib.validation.convergence.ensemble_steady_time`), as chapter 7's table.
+``lmax_theory``, ``amplitude``, the fitted points and the steady time with its rule. Without
+``--time`` it fits at the ensemble's steady time
+(:func:`qltlib.validation.convergence.steady_time_report`), as chapter 7's table.
 """
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..theory.spectrum import SPECTRA
 from ..units import PAPER_K0, PAPER_K1
-from .common import checked_json, integer_type, number_type
+from .common import announce_estimate, checked_json, integer_type, number_type
+from .outputs import epilog
 
 # Defaults of --lmin/--lmax/--lmax-theory live in qltlib.observations.fit (DEFAULT_LMIN, ...); they are not
 # imported here because qltlib.observations.fit pulls in healpy and scipy (~1.5 s), which every other ``qlt``
@@ -39,10 +39,18 @@ _DATA_ONLY = ("dataset", "energy_tev", "dec_max", "spectrum", "k0", "k1", "fsky_
 _DATA_DEFAULTS = {"dataset": "icecube-12yr", "spectrum": "white", "k0": PAPER_K0, "k1": PAPER_K1}
 
 
+def _announce(estimate, what) -> None:
+    announce_estimate("fit", estimate, what)
+
+
 def _fit_command(args) -> int:
     options = {name: getattr(args, name) for name in ("lmin", "lmax", "lmax_theory")
                if getattr(args, name) is not None}
     if args.simulation is not None:
+        # before the imports of the fit (over a second): a mistyped path fails at once
+        if not Path(args.simulation).is_dir():
+            what = "not a directory" if Path(args.simulation).exists() else "no such directory"
+            raise ValueError(f"--simulation: {what}: {args.simulation}")
         return _fit_simulation_command(args, options)
     for name in ("time", "amplitude"):
         if getattr(args, name) is not None:
@@ -55,7 +63,7 @@ def _fit_command(args) -> int:
             for name in _DATA_DEFAULTS}
     result = fit_energy_bin(data["dataset"], args.energy_tev, dec_max=args.dec_max,
                             spectrum=data["spectrum"], k0=data["k0"], k1=data["k1"],
-                            fsky_normalise=args.fsky_normalise, **options)
+                            fsky_normalise=args.fsky_normalise, announce=_announce, **options)
     sys.stdout.write(checked_json(result.to_dict()) + "\n")
     return 0
 
@@ -65,24 +73,35 @@ def _fit_simulation_command(args, options) -> int:
     if given:
         raise ValueError(f"--{given[0].replace('_', '-')} applies only to a data fit; --simulation takes "
                          f"the spectrum and band from the simulation's manifest")
-    from ..particles.statistics import summarize
-    from ..validation.convergence import ensemble_steady_time
+    from ..particles.statistics import summarize, time_index
+    from ..validation.convergence import steady_time_report
     from ..validation.simulation_fit import fit_simulation
 
     summary = summarize(args.simulation)
     if summary["realisations"] < 2:
-        raise ValueError(f"{args.simulation} holds {summary['realisations']} realisation; the fit needs "
-                         f"at least 2 for the errors of C_l")
+        raise ValueError(f"{args.simulation} holds {summary['realisations']} realisation; the "
+                         f"fit needs at least 2 for the errors of C_l")
+    if args.time is not None:
+        time_index(summary["times"], args.time)     # a time not in the run: refused at once
+    steady = steady_time_report(summary)
     time, note = args.time, None
-    if time is None:
-        time, steady = ensemble_steady_time(summary)
-        note = (f"time: the steady time, Omega t = {time:g}, from which C_l (l = 1, 2, 4, 8, 16) stays "
-                f"one constant" if steady else
-                f"time: the last, Omega t = {time:g}; the ensemble is not shown steady before it")
-    result = fit_simulation(summary, time=time, amplitude=args.amplitude or "free", **options)
+    if time is not None:
+        choice = "given (--time)"
+    elif steady["steady_time"] is not None:
+        time, choice = steady["steady_time"], "steady time"
+        note = (f"time: the steady time, Omega t = {time:g}, from which C_l (l = 1, 2, 4, 8, "
+                f"16) stays one constant")
+    else:
+        time, choice = steady["last_time"], "last time"
+        note = f"time: the last, Omega t = {time:g}; the ensemble is not shown steady before it"
+    result = fit_simulation(summary, time=time, amplitude=args.amplitude or "free",
+                            announce=_announce, **options)
     out = result.to_dict()
     if note:
         out["notes"] = [note, *out["notes"]]
+    out["time_choice"] = choice
+    out.update({key: steady[key] for key in ("steady_time", "steady_time_rule",
+                                            "steady_time_by_ell")})
     out["simulation"] = str(args.simulation)
     sys.stdout.write(checked_json(out) + "\n")
     return 0
@@ -91,7 +110,9 @@ def _fit_simulation_command(args, options) -> int:
 def register(subparsers) -> None:
     """Add the ``fit`` subcommand to an :mod:`argparse` subparsers object."""
     p = subparsers.add_parser(
-        "fit", help="fit alpha, K|G|^2 and noise to one energy bin of an observed pseudo-C_l",
+        "fit", help="fit alpha, K|G|^2 and noise to one energy bin of an observed pseudo-C_l, "
+                    "or with --simulation DIR alpha and K|G|^2 to a test-particle ensemble",
+        epilog=epilog("fit", "fit --simulation"),
         description="Maximum-likelihood fit of the steady-state QLT spectrum, forward-modelled "
                     "through the detector's field of view and the m = 0 filter, to one energy "
                     "bin; or, with --simulation DIR, chi2 fit to a test-particle ensemble. "

@@ -37,6 +37,10 @@ def main(argv=None) -> int:
     try:
         # Ctrl-C while the subcommand modules import is an interrupt like any other
         parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        if not argv:
+            names = ", ".join(parser._subparsers._group_actions[0].choices)
+            parser.error(f"no sub-command given ({names})")
         args = parser.parse_args(argv)
     except KeyboardInterrupt:
         sys.stderr.write("qlt: interrupted\n")

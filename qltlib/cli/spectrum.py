@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import sys
 
-from .common import checked_json, integer_type, number_type
+from .common import (
+    announce_estimate,
+    checked_json,
+    integer_type,
+    number_type,
+    stderr_note,
+)
+from .outputs import epilog
 
 
 def _spectrum_command(args) -> int:
     from ..theory.spectrum import make_spectrum
     from ..theory.transport import (
         check_resources,
+        estimate_solves,
         steady_state_spectrum,
         theory_domain_violation,
     )
@@ -20,6 +28,10 @@ def _spectrum_command(args) -> int:
     if violation:
         raise ValueError(violation)
     check_resources(spectrum, args.alpha, args.lmax)
+    if announce_estimate("spectrum", estimate_solves(spectrum, args.alpha, args.lmax),
+                         f"the steady state at lmax = {args.lmax}, alpha = {args.alpha:g}"):
+        _tables_phase(args.lmax)
+        stderr_note("spectrum", f"2/2: kernel kappa (l <= {2 * args.lmax}) and the solve")
     result = steady_state_spectrum(spectrum, alpha=args.alpha, lmax=args.lmax, kg2=args.kg2,
                                    coupling=not args.no_coupling, source=args.source)
     # last guard before printing: steady_state_spectrum refuses unphysical results already
@@ -31,6 +43,17 @@ def _spectrum_command(args) -> int:
     return 0
 
 
+def _tables_phase(lmax: int) -> None:
+    """Load (or build and cache) the Wigner tables of ``lmax`` with a progress line."""
+    from ..paths import cache_dir
+    from ..theory.angular import coupling_tables, tables_cached
+
+    where = ("from the cache" if tables_cached(lmax)
+             else f"building them (once; cached in {cache_dir()})")
+    stderr_note("spectrum", f"1/2: Wigner tables for lmax = {lmax}, {where}")
+    coupling_tables(lmax)
+
+
 def register(subparsers) -> None:
     """Add the ``spectrum`` subcommand (steady-state C_l of the analytic core)."""
     from ..theory.spectrum import SPECTRA
@@ -39,7 +62,8 @@ def register(subparsers) -> None:
         "spectrum", help="steady-state angular power spectrum C_l (paper eq. 3.7) as JSON",
         description="Steady-state C_l of quasi-linear theory with pair correlations. "
                     "Units: c = 1, lengths in r_g; K|G|^2 in units of c k0. The theory needs "
-                    "alpha = k1 c Delta T >> 1 (alpha >= 10 accepted).")
+                    "alpha = k1 c Delta T >> 1 (alpha >= 10 accepted).",
+        epilog=epilog("spectrum"))
     p.add_argument("--spectrum", default="white", choices=list(SPECTRA),
                    help="turbulence spectrum g(k)")
     p.add_argument("--k0", type=number_type("k0", positive=True), default=1e-3,

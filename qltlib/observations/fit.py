@@ -42,12 +42,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 from scipy.interpolate import CubicSpline
 from scipy.special import digamma, polygamma
 
-from ..theory.spectrum import make_spectrum
-from ..theory.transport import ALPHA_MIN_THEORY, check_resources
+from ..theory.spectrum import TurbulenceSpectrum, make_spectrum
+from ..theory.transport import ALPHA_MIN_THEORY, check_resources, estimate_solves
 from ..units import PAPER_K0, PAPER_K1
 from .data import load_dataset
 from .sky import PseudoClModel, cached_pseudo_cl_model
@@ -77,6 +77,30 @@ REWEIGHT_TOLERANCE = 1e-3
 #: optimiser against running away.
 LOG_KG2_BOUNDS = (math.log(1e-14), math.log(1e3))
 LOG_NOISE_BOUNDS = (math.log(1e-16), math.log(1e-4))
+#: a fit whose chi2 has a p-value below this gets a "poor fit" note (data and simulation fits)
+POOR_FIT_P_VALUE = 0.05
+
+
+def poor_fit_note(chi2: float, ndof: int, p_value: float, caveat: str) -> str | None:
+    """The note of a fit whose ``chi2`` is improbable for ``ndof`` degrees of freedom, or ``None``.
+
+    Parameters
+    ----------
+    chi2, ndof, p_value : float, int, float
+        The fit's ``chi2``, its degrees of freedom and the chi2 survival function there.
+    caveat : str
+        What rests on the model being right, e.g. ``"the interval (Delta chi2 = 1) assumes
+        the model describes the simulation"``.
+
+    Returns
+    -------
+    str or None
+        ``"poor fit (chi2 = 58.8 for 35 dof, p = 0.0073): ..."`` when ``p_value`` is below
+        :data:`POOR_FIT_P_VALUE`, else ``None``.
+    """
+    if not (math.isfinite(p_value) and p_value < POOR_FIT_P_VALUE):
+        return None
+    return f"poor fit (chi2 = {chi2:.3g} for {ndof} dof, p = {p_value:.2g}): {caveat}"
 
 
 class TheoryGrid:
@@ -134,6 +158,34 @@ def theory_node_count(alpha_range=ALPHA_RANGE, step_dex: float = THEORY_GRID_STE
     """Number of ``alpha`` nodes of a :class:`TheoryGrid` (steady states it solves)."""
     span = math.log10(alpha_range[1]) - math.log10(alpha_range[0])
     return max(4, int(round(span / step_dex)) + 1)
+
+
+def theory_alphas(alpha_range=ALPHA_RANGE, step_dex: float = THEORY_GRID_STEP_DEX) -> np.ndarray:
+    """The ``alpha`` nodes of a :class:`TheoryGrid`: log-spaced over ``alpha_range``."""
+    lo, hi = (math.log10(a) for a in alpha_range)
+    return 10.0 ** np.linspace(lo, hi, theory_node_count(alpha_range, step_dex))
+
+
+def announce_theory_table(announce, spectrum: TurbulenceSpectrum, lmax_theory: int) -> None:
+    """Tell ``announce`` what the default :class:`TheoryGrid` will cost, before it is built.
+
+    Parameters
+    ----------
+    announce : callable or None
+        Called as ``announce(estimate, what)`` with the
+        :class:`~qltlib.theory.transport.ResourceEstimate` of its steady states
+        (:func:`~qltlib.theory.transport.estimate_solves`) and a few words on what is
+        estimated; ``None`` does nothing.
+    spectrum : TurbulenceSpectrum
+    lmax_theory : int
+        Truncation of the table.
+    """
+    if announce is None:
+        return
+    alphas = theory_alphas()
+    announce(estimate_solves(spectrum, alphas, int(lmax_theory)),
+             f"the theory table ({alphas.size} steady states at lmax_theory = "
+             f"{int(lmax_theory)}), then the fit")
 
 
 @lru_cache(maxsize=8)
@@ -350,6 +402,7 @@ class FitResult:
     settings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     alpha_interval_kind: str = "undetermined"
+    p_value: float = math.nan
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (the ``qlt fit`` output); ``kg2`` in units of ``c k_0``."""
@@ -364,6 +417,7 @@ class FitResult:
             "noise": {"value": num(self.noise), "err": num(self.noise_err)},
             "chi2": num(self.chi2),
             "ndof": int(self.ndof),
+            "p_value": num(self.p_value),
             "converged": bool(self.converged),
             "at_bound": list(self.at_bound),
             "reweightings": int(self.reweightings),
@@ -483,12 +537,18 @@ def fit_likelihood(likelihood: PseudoClLikelihood, alpha_nodes=None) -> FitResul
 
     alpha, kg2, noise = np.exp(point)
     mean, _, log_mean, log_cov = likelihood.moments(alpha, kg2, noise)
+    chi2, ndof = likelihood.chi2(alpha, kg2, noise), int(likelihood.ell.size - 3)
+    p_value = float(stats.chi2.sf(chi2, ndof)) if ndof >= 1 else math.nan
+    poor = poor_fit_note(chi2, ndof, p_value, "the errors and the alpha interval assume the "
+                         "model describes the data")
+    if poor:
+        notes.append(poor)
     return FitResult(
         alpha=float(alpha), alpha_err=errors[0], alpha_interval=interval,
         alpha_interval_kind=interval_kind,
         kg2=float(kg2), kg2_err=errors[1], noise=float(noise), noise_err=errors[2],
-        chi2=likelihood.chi2(alpha, kg2, noise), ndof=int(likelihood.ell.size - 3),
-        converged=converged, at_bound=at_bound, ell=likelihood.ell.copy(),
+        chi2=chi2, ndof=ndof, p_value=p_value, converged=converged, at_bound=at_bound,
+        ell=likelihood.ell.copy(),
         cl_obs=likelihood.cl_obs.copy(), model_mean=mean, model_log_mean=log_mean,
         model_log_sd=np.sqrt(np.diag(log_cov)), reweightings=reweightings, notes=notes)
 
@@ -561,8 +621,11 @@ def build_likelihood(dataset: str = "icecube-12yr", energy_tev: float = 13.0,
                      dec_max: float | None = None, spectrum: str = "white",
                      k0: float = PAPER_K0, k1: float = PAPER_K1,
                      lmax_theory: int = DEFAULT_LMAX_THEORY, fsky_normalise: bool = False,
-                     registry=None) -> tuple:
+                     registry=None, announce=None) -> tuple:
     """Likelihood of one energy bin of a registered data set, and the settings used.
+
+    ``announce``, if given, is called as :func:`announce_theory_table` says, once the input is
+    checked and before the theory table is built (``qlt fit`` prints the estimate).
 
     Raises
     ------
@@ -590,6 +653,7 @@ def build_likelihood(dataset: str = "icecube-12yr", energy_tev: float = 13.0,
     dec_max = data.dec_max_deg if dec_max is None else float(dec_max)
     model = cached_pseudo_cl_model(data.dec_min_deg, dec_max, int(lmax), int(lmax_theory),
                                    data.m0_filtered, bool(fsky_normalise), None)
+    announce_theory_table(announce, spectrum_model, int(lmax_theory))
     theory = cached_theory_grid(spectrum, float(k0), float(k1), int(lmax_theory))
     digitisation = (float(data.meta.get("digitisation_error_dex", DEFAULT_DIGITISATION_DEX))
                     if data.meta.get("digitised") else 0.0)

@@ -7,11 +7,9 @@ neither workers nor temporary files. The files are those of :mod:`qltlib.particl
 from __future__ import annotations
 
 import math
-import sys
 import time
 
-from ..machine import format_seconds
-from .estimates import LONG_RUN_SECONDS, check_simulation_size
+from .estimates import announce_run, check_simulation_size
 from .runner import TaskSpec, check_workers, connect_dask, run_parts, stderr_line
 from .settings import SimulationSettings, run_realisation
 from .store import (
@@ -21,6 +19,7 @@ from .store import (
     verify_existing,
     write_results,
 )
+from .tracking_defaults import kernel_compile_notice
 
 
 class RealisationTask:
@@ -99,33 +98,20 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
         raise ValueError(f"scheduler timeout must be a positive number of seconds, got {scheduler_timeout!r}")
     n_realisations, workers = int(n_realisations), int(workers)
     estimate = check_simulation_size(settings, 1 if scheduler else workers)
-    out_dir = prepare_output(out_dir, settings, n_realisations)
+    out_dir = prepare_output(out_dir, settings, n_realisations, keep_raw)
     skipped, repaired = verify_existing(out_dir, settings, n_realisations, report, keep_raw)
     present = set(skipped)
     todo = [i for i in range(n_realisations) if i not in present]
-    total_seconds = estimate["seconds_per_realisation"] * math.ceil(len(todo) / (1 if scheduler else workers))
-    if total_seconds > LONG_RUN_SECONDS:
-        report(f"note: about {format_seconds(estimate['seconds_per_realisation'])} per realisation, "
-               f"{format_seconds(total_seconds)} for the {len(todo)} to run (conservative estimate); "
-               f"Ctrl-C keeps the finished files, rerunning resumes")
     client = connect_dask(scheduler, scheduler_timeout) if scheduler and todo else None
-    written = []
-
-    from tqdm.auto import tqdm
-    bar = tqdm(total=n_realisations, initial=len(skipped), disable=not progress,
-               desc="realisations", unit="real", file=sys.stderr)
-
-    def done(index):
-        written.append(int(index))
-        bar.update()
-
+    announce_run(report, estimate["seconds_per_realisation"], len(todo),
+                 1 if scheduler else workers, estimate["bytes"])
+    if todo and not scheduler and (notice := kernel_compile_notice()):
+        report(notice)
     spec = TaskSpec("qltlib.particles.ensemble:RealisationTask",
                     {"settings": settings.as_dict(), "keep_raw": bool(keep_raw)})
-    try:
-        run_parts(spec, out_dir, todo, done, workers=workers, client=client)
-    finally:
-        bar.close()
-    return {"out": str(out_dir), "written": sorted(written), "skipped": skipped, "repaired": repaired,
+    written = run_parts(spec, out_dir, todo, workers=workers, client=client, progress=progress,
+                        total=n_realisations)
+    return {"out": str(out_dir), "written": written, "skipped": skipped, "repaired": repaired,
             "total": len(set(existing_realisations(out_dir)) | set(existing_summaries(out_dir)))}
 
 

@@ -2,7 +2,15 @@
 """
 from __future__ import annotations
 
-from ..machine import available_memory, format_bytes, format_seconds, usable_cores
+import math
+
+from ..machine import (
+    PROCESS_BASE_BYTES,
+    available_memory,
+    format_bytes,
+    format_seconds,
+    usable_cores,
+)
 from .map_statistics import check_lmax, summary_memory
 from .settings import SimulationSettings
 
@@ -15,7 +23,7 @@ from .settings import SimulationSettings
 #: busy machine gives.
 THROUGHPUT_PER_CORE = {"float64": 0.4e9, "float32": 0.8e9}
 #: Runs estimated to take longer than this (seconds) are announced on stderr before they start.
-LONG_RUN_SECONDS = 3600.0
+LONG_RUN_SECONDS = 10.0
 
 
 def realisation_memory(settings: SimulationSettings) -> int:
@@ -31,11 +39,37 @@ def realisation_memory(settings: SimulationSettings) -> int:
     return summary + settings.n_pix * per_particle + 200 * settings.n_modes
 
 
-def realisation_seconds(settings: SimulationSettings, cores: int) -> float:
-    """Conservative wall time of one realisation on ``cores`` cores (particle-step-modes / throughput)."""
-    n_steps = settings.times[-1] / (settings.step_fraction * min(1.0 / settings.k1, 1.0))
-    updates = float(settings.n_pix) * n_steps * settings.n_modes
+def tracking_seconds(n_particles: int, duration: float, settings, cores: int) -> float:
+    """Conservative wall time of tracking ``n_particles`` for ``duration`` (``1/Omega``) through
+    one field of ``settings`` (step, modes, precision) on ``cores`` cores:
+    particle-step-modes over :data:`THROUGHPUT_PER_CORE`."""
+    n_steps = duration / (settings.step_fraction * min(1.0 / settings.k1, 1.0))
+    updates = float(n_particles) * n_steps * settings.n_modes
     return updates / (THROUGHPUT_PER_CORE[settings.precision] * max(1, cores))
+
+
+def realisation_seconds(settings: SimulationSettings, cores: int) -> float:
+    """Conservative wall time of one realisation on ``cores`` cores (:func:`tracking_seconds`)."""
+    return tracking_seconds(settings.n_pix, settings.times[-1], settings, cores)
+
+
+def transfer_memory(settings) -> int:
+    """Peak bytes of one worker measuring one realisation of the transition matrix.
+
+    The process itself, the particles' start and end states (~ 300 B each) and the real
+    harmonics of one chunk of 4096 final directions up to ``L``, twice (values and products).
+    """
+    return PROCESS_BASE_BYTES + 300 * settings.n_particles + 2 * 8 * 4096 * (settings.lmax + 1) ** 2
+
+
+def announce_run(report, seconds_per_realisation: float, to_run: int, workers: int,
+                 memory_bytes: float) -> None:
+    """One line on stderr (through ``report``) before a run longer than :data:`LONG_RUN_SECONDS`."""
+    total = seconds_per_realisation * math.ceil(to_run / max(1, workers))
+    if to_run and total > LONG_RUN_SECONDS:
+        report(f"note: about {format_seconds(seconds_per_realisation)} per realisation, "
+               f"{format_seconds(total)} for the {to_run} to run, {format_bytes(memory_bytes)} of "
+               f"memory (conservative estimate); Ctrl-C keeps the finished files, rerunning resumes")
 
 
 def check_simulation_size(settings: SimulationSettings, workers: int = 1, memory: int | None = None) -> dict:

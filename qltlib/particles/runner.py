@@ -266,7 +266,8 @@ def check_workers(workers) -> int:
     return int(workers)
 
 
-def run_parts(spec: TaskSpec, out_dir, todo, done, workers: int = 1, client=None) -> None:
+def run_parts(spec: TaskSpec, out_dir, todo, done=None, workers: int = 1, client=None,
+              progress: bool = False, total: int | None = None) -> list:
     """Compute and write the parts ``todo`` of a long command; ``done(index)`` as each is on disk.
 
     Parameters
@@ -277,13 +278,23 @@ def run_parts(spec: TaskSpec, out_dir, todo, done, workers: int = 1, client=None
         Directory the task writes to (exists).
     todo : sequence of int
         Part indices still to compute.
-    done : callable
-        Called with each index once its files are written (progress, bookkeeping).
+    done : callable, optional
+        Called with each index once its files are written (bookkeeping).
     workers : int
         Local worker processes; one uses every core (numba threads), several share them.
     client : dask.distributed.Client or None
         Compute on this Dask cluster (:func:`connect_dask`) instead of local workers; the
         client is closed at the end.
+    progress : bool
+        A tqdm bar on stderr over ``total`` parts (default ``len(todo)``), starting at the parts
+        already finished.
+    total : int, optional
+        Size of the whole run, finished parts included.
+
+    Returns
+    -------
+    list of int
+        The parts written now, in index order.
 
     Raises
     ------
@@ -295,9 +306,24 @@ def run_parts(spec: TaskSpec, out_dir, todo, done, workers: int = 1, client=None
         After every worker is gone and its temporary files removed; finished parts stay.
     """
     todo = list(todo)
-    if not todo:
-        return
-    if client is not None:
-        _run_dask(spec, Path(out_dir), todo, client, done)
-    else:
-        _run_local(spec, Path(out_dir), todo, check_workers(workers), done)
+    total = len(todo) if total is None else int(total)
+    written = []
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=total, initial=total - len(todo), disable=not progress,
+               desc="realisations", unit="real", file=sys.stderr)
+
+    def finished(index):
+        written.append(int(index))
+        bar.update()
+        if done is not None:
+            done(index)
+
+    try:
+        if todo and client is not None:
+            _run_dask(spec, Path(out_dir), todo, client, finished)
+        elif todo:
+            _run_local(spec, Path(out_dir), todo, check_workers(workers), finished)
+    finally:
+        bar.close()
+    return sorted(written)

@@ -23,25 +23,22 @@ others are run, in which order, or on which machine.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..theory.spectrum import make_spectrum
+from . import files
 from .healpix import ring_pixel_directions
 from .tracking_defaults import (
     DEFAULT_MULTIRATE_TOLERANCE,
     DEFAULT_RESYNC_EVERY,
+    DEFAULT_STEP_FRACTION,
     MAX_PHASE_STEP,
     WORKING_PRECISION_NAMES,
 )
 from .turbulence import synthesise_turbulence
-
-
-class SettingsMismatchError(ValueError):
-    """An output directory holds a manifest written with different settings."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class SimulationSettings:
     spectrum: str = "white"
     k0: float = 1.0e-3
     k1: float = 1.0e2
-    step_fraction: float = 0.2
+    step_fraction: float = DEFAULT_STEP_FRACTION
     resync_every: int = DEFAULT_RESYNC_EVERY
     precision: str = "float32"
     multirate_tolerance: float = DEFAULT_MULTIRATE_TOLERANCE
@@ -218,26 +215,20 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
             "settings": settings.as_dict()}
 
 
-def _plain(value):
-    """JSON-comparable form of a setting (tuples and lists compare equal)."""
-    return json.loads(json.dumps(value))
+def simulation_defaults() -> dict:
+    """What a manifest or file that does not record a setting means by it.
 
-
-def settings_conflicts(reference: dict, other: dict) -> list[str]:
-    """Names of the settings on which two settings dictionaries disagree (sorted).
-
-    Every key of either dictionary is compared, so settings added to :class:`SimulationSettings`
-    later are checked without further code. A key missing from one side takes the field's
-    default, or for a setting introduced later the value that reproduces the older behaviour
-    (:data:`VALUE_BEFORE_INTRODUCTION`).
+    The field defaults, and for a setting introduced after qltlib 0.1.0 the value that
+    reproduces the older behaviour (:data:`VALUE_BEFORE_INTRODUCTION`).
     """
     defaults = {f.name: f.default for f in dataclasses.fields(SimulationSettings)}
     defaults.update(VALUE_BEFORE_INTRODUCTION)
-    missing = object()
+    return defaults
 
-    def value(settings, key):
-        if key in settings:
-            return _plain(settings[key])
-        return _plain(defaults[key]) if key in defaults else missing
 
-    return sorted(key for key in set(reference) | set(other) if value(reference, key) != value(other, key))
+def settings_conflicts(reference: dict, other: dict) -> list[str]:
+    """Names of the simulation settings on which two settings dictionaries disagree (sorted).
+
+    :func:`qltlib.particles.files.settings_conflicts` with :func:`simulation_defaults`.
+    """
+    return files.settings_conflicts(reference, other, simulation_defaults())

@@ -10,19 +10,22 @@ import math
 import numpy as np
 
 from .map_statistics import check_lmax
+from .runner import stderr_line
 from .settings import SimulationSettings
 from .store import (
     CorruptRealisationError,
     existing_realisations,
     existing_summaries,
     load_manifest,
+    load_realisation,
     load_summary,
+    realisation_path,
     store_summary,
     summary_from_raw,
 )
 
 
-def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
+def ensemble_statistics(out_dir, lmax=None, cache: bool = True, report=stderr_line) -> dict:
     """Per-realisation statistics of a simulation directory, from its summary files.
 
     A realisation counts when it has a summary file (:func:`load_summary`) or a raw file
@@ -39,6 +42,10 @@ def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
     cache : bool
         ``False``: recompute every realisation that has a raw file from it, and write nothing
         (summaries are still used where there is no raw file).
+    report : callable
+        Receives one line per file repaired or left out, naming it: every raw file is verified
+        as ``qlt simulate`` verifies it (:func:`load_realisation`), and one that fails is not
+        used; a corrupt or missing summary is recomputed from a valid raw file.
 
     Returns
     -------
@@ -56,23 +63,39 @@ def ensemble_statistics(out_dir, lmax=None, cache: bool = True) -> dict:
     """
     manifest = load_manifest(out_dir)
     settings = SimulationSettings.from_dict(manifest["settings"])
-    raw, summarised = set(existing_realisations(out_dir)), set(existing_summaries(out_dir))
-    indices = sorted(raw | summarised)
+    raw_indices, summarised = set(existing_realisations(out_dir)), set(existing_summaries(out_dir))
+    indices = sorted(raw_indices | summarised)
     if not indices:
         raise ValueError(f"no realisation or summary files in {out_dir}")
     lmax = check_lmax(lmax, settings.nside)
     rows, written = [], []
     for index in indices:
+        raw, raw_error = None, None
+        if index in raw_indices:
+            try:
+                raw = load_realisation(out_dir, index, settings)
+            except CorruptRealisationError as exc:
+                raw_error = exc
+        resume = f"`qlt simulate --resume {out_dir}` recomputes"
         summary = None
-        if index in summarised and (index not in raw or cache):
+        if index in summarised and (raw is None or cache):
             try:
                 summary = load_summary(out_dir, index, settings)
             except CorruptRealisationError as exc:
-                if index not in raw:
-                    raise CorruptRealisationError(f"{exc}; no raw file to recompute it from (`qlt simulate` "
-                                                  f"with the manifest's settings recomputes both)") from None
+                if raw_error is not None:
+                    raise CorruptRealisationError(f"{raw_error}; its summary fails too ({resume} "
+                                                  f"both)") from None
+                if raw is None:
+                    raise CorruptRealisationError(f"{exc}; no raw file to recompute it from "
+                                                  f"({resume} both)") from None
+                report(f"{exc}; recomputed from {realisation_path(out_dir, index).name}")
+        if raw_error is not None:
+            if summary is None:
+                raise CorruptRealisationError(f"{raw_error}; no summary to use instead ({resume} "
+                                              f"it)") from None
+            report(f"{raw_error}; not used, its summary is ({resume} it)")
         if summary is None:
-            summary = summary_from_raw(out_dir, index, settings)
+            summary = summary_from_raw(out_dir, index, settings, raw)
             if cache and store_summary(out_dir, summary):
                 written.append(index)
         rows.append(summary)
@@ -184,7 +207,7 @@ def plateau_diffusion(msd, times) -> dict:
     return out
 
 
-def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
+def summarize(out_dir, lmax=None, cache: bool = True, report=stderr_line) -> dict:
     """Ensemble summary of a simulation directory.
 
     Parameters
@@ -195,6 +218,8 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
         Largest multipole (default ``3 nside - 1``).
     cache : bool
         Use and write the per-realisation summary files (:func:`ensemble_statistics`).
+    report : callable
+        One line per file repaired or left out (:func:`ensemble_statistics`).
 
     Returns
     -------
@@ -215,7 +240,7 @@ def summarize(out_dir, lmax=None, cache: bool = True) -> dict:
     :math:numref:`eq-val-diffusion`.
     """
     manifest = load_manifest(out_dir)
-    stats = ensemble_statistics(out_dir, lmax=lmax, cache=cache)
+    stats = ensemble_statistics(out_dir, lmax=lmax, cache=cache, report=report)
     times, cl, noise, msd = stats["times"], stats["C_ell"], stats["shot_noise"], stats["msd"]
     n = len(stats["indices"])
     sem = standard_error

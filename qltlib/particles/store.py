@@ -27,8 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..machine import available_memory, format_bytes
+from .files import (
+    MANIFEST_NAME,
+    CorruptRealisationError,
+    indices_matching,
+    os_error_line,
+    prepare_run_directory,
+    read_manifest_json,
+    read_part,
+    temporary_path,
+    write_atomically,
+)
 from .map_statistics import (
     GRADIENT_AXES,
     check_lmax,
@@ -36,21 +46,12 @@ from .map_statistics import (
     summary_memory,
 )
 from .runner import stderr_line
-from .settings import SettingsMismatchError, SimulationSettings, settings_conflicts
+from .settings import SimulationSettings, simulation_defaults
 
-MANIFEST_NAME = "manifest.json"
 #: bumped whenever the per-realisation summaries change meaning (older summaries are recomputed)
 SUMMARY_VERSION = 1
 REALISATION_PATTERN = re.compile(r"^realisation_(\d{5})\.npz$")
 SUMMARY_PATTERN = re.compile(r"^summary_(\d{5})\.npz$")
-
-
-# ---------------------------------------------------------------------------------------------
-# files
-# ---------------------------------------------------------------------------------------------
-
-class CorruptRealisationError(ValueError):
-    """A realisation file that cannot be read or contradicts the settings of its directory."""
 
 
 #: arrays every realisation file holds (files written since qltlib 0.1.0 also hold ``settings``)
@@ -62,17 +63,9 @@ def realisation_path(out_dir, index: int) -> Path:
     return Path(out_dir) / f"realisation_{int(index):05d}.npz"
 
 
-def _indices_matching(out_dir, pattern) -> list[int]:
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return []
-    found = (pattern.match(p.name) for p in out_dir.iterdir())
-    return sorted(int(m.group(1)) for m in found if m)
-
-
 def existing_realisations(out_dir) -> list[int]:
     """Indices of the realisation files in ``out_dir`` (sorted; not yet verified)."""
-    return _indices_matching(out_dir, REALISATION_PATTERN)
+    return indices_matching(out_dir, REALISATION_PATTERN)
 
 
 def summary_path(out_dir, index: int) -> Path:
@@ -82,23 +75,7 @@ def summary_path(out_dir, index: int) -> Path:
 
 def existing_summaries(out_dir) -> list[int]:
     """Indices of the summary files in ``out_dir`` (sorted; not yet verified)."""
-    return _indices_matching(out_dir, SUMMARY_PATTERN)
-
-
-def _temporary_path(path: Path, pid: int) -> Path:
-    return path.with_name(f".{path.name}.{pid}.tmp")
-
-
-def _write_atomically(path: Path, arrays: dict) -> Path:
-    """``np.savez`` to a temporary file in the same directory, synced, then ``os.replace``:
-    a killed writer never leaves a truncated file under the final name."""
-    tmp = _temporary_path(path, os.getpid())
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return indices_matching(out_dir, SUMMARY_PATTERN)
 
 
 def write_realisation(out_dir, result: dict) -> Path:
@@ -115,7 +92,7 @@ def write_realisation(out_dir, result: dict) -> Path:
         arrays["directions"] = np.asarray(result["directions"], dtype=np.float32)
     if "settings" in result:
         arrays["settings"] = np.str_(json.dumps(result["settings"], sort_keys=True))
-    return _write_atomically(realisation_path(out_dir, result["index"]), arrays)
+    return write_atomically(realisation_path(out_dir, result["index"]), arrays)
 
 
 def _time_tolerance(settings: SimulationSettings) -> float:
@@ -161,36 +138,8 @@ def load_realisation(out_dir, index: int, settings: SimulationSettings) -> dict:
 
 
 def _read_checked(path: Path, out_dir, index: int, settings: SimulationSettings, fields) -> tuple:
-    """Read every array of ``path`` (CRC-checked) and check ``fields``, ``settings`` and ``index``.
-
-    Returns ``(arrays, contradiction)``, the latter a factory of the error for further checks.
-    """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except Exception as exc:       # any failure to read (BadZipFile, CRC, header, I/O) is corruption
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        raise CorruptRealisationError(f"{path.name} is unreadable ({type(exc).__name__}: {reason})") from None
-
-    def contradiction(what):
-        return CorruptRealisationError(f"{path.name} contradicts the manifest of {Path(out_dir)}: {what}")
-
-    absent = [name for name in fields if name not in arrays]
-    if absent:
-        raise contradiction(f"it lacks {', '.join(absent)}")
-    if "settings" in arrays:
-        try:
-            stored = json.loads(str(arrays["settings"]))
-        except ValueError:
-            raise contradiction("its stored settings are not JSON") from None
-        expected = settings.as_dict()
-        differ = settings_conflicts(expected, stored)
-        if differ:
-            raise contradiction("settings " + ", ".join(
-                f"{key} = {stored.get(key)!r} (manifest {expected.get(key)!r})" for key in differ))
-    if arrays["index"].shape != () or int(arrays["index"]) != int(index):
-        raise contradiction(f"it holds realisation {arrays['index'].tolist()!r}")
-    return arrays, contradiction
+    """:func:`qltlib.particles.files.read_part` against a simulation's settings."""
+    return read_part(path, out_dir, index, settings.as_dict(), fields, simulation_defaults())
 
 
 def _check_times(times, settings: SimulationSettings, contradiction) -> None:
@@ -231,7 +180,7 @@ def write_summary(out_dir, summary: dict) -> Path:
     ``(n_times, 3)``, ``msd`` ``(n_times,)`` = ``<|Delta r|^2>`` over pixels (``r_g^2``),
     ``msd_axis`` ``(n_times, 3)`` = ``<Delta x_i^2>``, ``settings`` (JSON).
     """
-    return _write_atomically(summary_path(out_dir, int(summary["index"])),
+    return write_atomically(summary_path(out_dir, int(summary["index"])),
                              {name: summary[name] for name in SUMMARY_FIELDS})
 
 
@@ -276,96 +225,49 @@ def load_summary(out_dir, index: int, settings: SimulationSettings) -> dict:
     return arrays
 
 
-def _manifest(settings: SimulationSettings, n_realisations: int) -> dict:
-    return {"settings": settings.as_dict(), "realisations": int(n_realisations),
-            "seeding": "numpy.random.SeedSequence(entropy=seed, spawn_key=(index,))",
-            "file_content": "delta_r float32 (n_times, n_pix, 3) in r_g; times in 1/Omega",
-            "qltlib_version": __version__}
+#: what a realisation file holds (recorded in the manifest of a new directory)
+FILE_CONTENT = "delta_r float32 (n_times, n_pix, 3) in r_g; times in 1/Omega"
 
 
-def _os_error_line(action: str, path, exc: OSError) -> str:
-    return f"cannot {action} {path}: {exc.strerror or type(exc).__name__}"
-
-
-def prepare_output(out_dir, settings: SimulationSettings, n_realisations: int) -> Path:
+def prepare_output(out_dir, settings: SimulationSettings, n_realisations: int,
+                   keep_raw: bool = True) -> Path:
     """Create ``out_dir`` with its manifest, or check that an existing manifest matches.
 
-    Raises
-    ------
-    SettingsMismatchError
-        If ``out_dir`` already holds a manifest with different settings.
-    ValueError
-        If ``out_dir`` is a file, cannot be created or written, or holds a corrupt manifest.
+    A new manifest records ``keep_raw`` (whether realisations keep their raw file), which
+    ``qlt simulate --resume`` follows; an existing one is left as it is unless more
+    realisations are asked for (:func:`qltlib.particles.files.prepare_run_directory`, whose
+    errors it raises; a corrupt manifest is a ValueError naming it).
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"output {out_dir} exists and is not a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(_os_error_line("create output directory", out_dir, exc)) from None
-    manifest_path = out_dir / MANIFEST_NAME
-    if manifest_path.exists():
-        old = load_manifest(out_dir)
-        differ = settings_conflicts(old["settings"], settings.as_dict())
-        if differ:
-            raise SettingsMismatchError(
-                f"{out_dir} holds a run with different settings ({', '.join(differ)}); "
-                f"use another --out directory")
-        n_realisations = max(n_realisations, int(old.get("realisations", 0)))
-    tmp = _temporary_path(manifest_path, os.getpid())
-    try:
-        for stale in out_dir.glob(".*.tmp"):      # left behind by a killed run
-            stale.unlink()
-        tmp.write_text(json.dumps(_manifest(settings, n_realisations), indent=2) + "\n")
-        os.replace(tmp, manifest_path)
-    except OSError as exc:
-        raise ValueError(_os_error_line("write to output directory", out_dir, exc)) from None
-    return out_dir
+    if (Path(out_dir) / MANIFEST_NAME).exists():
+        load_manifest(out_dir)
+    return prepare_run_directory(out_dir, settings.as_dict(), n_realisations, simulation_defaults(),
+                                 {"file_content": FILE_CONTENT, "keep_raw": bool(keep_raw)})
 
 
 def load_manifest(out_dir) -> dict:
-    """The manifest of a simulation directory, checked for form.
+    """The manifest of a simulation directory, checked for form and for valid settings.
 
     Raises
     ------
     ValueError
-        One line naming the file: no manifest, not JSON, or settings that are not valid.
+        One line naming the file: no directory, no manifest, not JSON, or invalid settings.
     """
-    path = Path(out_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise ValueError(f"no {MANIFEST_NAME} in {out_dir}: not a simulation directory")
-    try:
-        manifest = json.loads(path.read_text())
-    except OSError as exc:
-        raise ValueError(_os_error_line("read", path, exc)) from None
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); the manifest is corrupt") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
-        raise ValueError(f"{path} has no settings; the manifest is corrupt")
+    manifest = read_manifest_json(out_dir, "simulation")
     try:
         SimulationSettings.from_dict(manifest["settings"])
     except ValueError as exc:
+        path = Path(out_dir) / MANIFEST_NAME
         raise ValueError(f"{path} holds invalid settings ({exc}); the manifest is corrupt") from None
-    realisations = manifest.get("realisations", 0)
-    if isinstance(realisations, bool) or not isinstance(realisations, int) or realisations < 0:
-        raise ValueError(f"{path}: 'realisations' must be a non-negative integer, got {realisations!r}")
     return manifest
 
 
-# ---------------------------------------------------------------------------------------------
-# ensemble driver: worker processes
-# ---------------------------------------------------------------------------------------------
-#
-# Ctrl-C must be safe at every moment. A SIGINT that arrives while numba's threading layer runs
-# the parallel kernel (or loads / compiles it) can crash the process, and a process pool whose
-# workers share the terminal's process group receives the same SIGINT. So the tracking kernel
-# never runs in the process that owns SIGINT: every realisation is computed in a worker process
-# (also for a single worker) started in its own process group, with SIGINT ignored, and fed one
-# realisation index per line on its stdin. Only the driver sees Ctrl-C; it SIGKILLs the workers
-# (safe at any instruction), removes their temporary files and returns. Finished files are
-# complete by construction (temporary file + os.replace). A worker whose stdin closes -- the
-# driver finished or died, even by SIGKILL -- exits at once, from a watchdog thread.
+def raw_files_kept(out_dir, manifest: dict) -> bool:
+    """Whether the run of ``out_dir`` keeps raw files: as its manifest records, or, for a
+    manifest older than that entry, whether the directory holds any raw file."""
+    if "keep_raw" in manifest:
+        return bool(manifest["keep_raw"])
+    return bool(existing_realisations(out_dir))
+
 
 def write_results(out_dir, result: dict, settings: SimulationSettings, keep_raw: bool = True) -> None:
     """Files of one finished realisation: the raw file if ``keep_raw``, else its summary.
@@ -433,8 +335,9 @@ def _check_summary_memory(settings: SimulationSettings) -> None:
                          f"{format_bytes(memory)}")
 
 
-def summary_from_raw(out_dir, index: int, settings: SimulationSettings) -> dict:
-    """:func:`realisation_summary` of the verified raw file of realisation ``index``.
+def summary_from_raw(out_dir, index: int, settings: SimulationSettings, raw: dict | None = None) -> dict:
+    """:func:`realisation_summary` of the verified raw file of realisation ``index``
+    (``raw``: its arrays, already verified by the caller).
 
     Raises
     ------
@@ -444,12 +347,13 @@ def summary_from_raw(out_dir, index: int, settings: SimulationSettings) -> dict:
         Too little memory for the transform.
     """
     _check_summary_memory(settings)
-    try:
-        data = load_realisation(out_dir, index, settings)
-    except CorruptRealisationError as exc:
-        raise CorruptRealisationError(f"{exc} (`qlt simulate` with the manifest's settings "
-                                      f"recomputes it)") from None
-    return realisation_summary(data, settings)
+    if raw is None:
+        try:
+            raw = load_realisation(out_dir, index, settings)
+        except CorruptRealisationError as exc:
+            raise CorruptRealisationError(f"{exc} (`qlt simulate --resume {out_dir}` "
+                                          f"recomputes it)") from None
+    return realisation_summary(raw, settings)
 
 
 def store_summary(out_dir, summary: dict) -> bool:
@@ -458,7 +362,7 @@ def store_summary(out_dir, summary: dict) -> bool:
         write_summary(out_dir, summary)
         return True
     except OSError:
-        _temporary_path(summary_path(out_dir, int(summary["index"])), os.getpid()).unlink(missing_ok=True)
+        temporary_path(summary_path(out_dir, int(summary["index"])), os.getpid()).unlink(missing_ok=True)
         return False
 
 
@@ -488,7 +392,7 @@ def write_summaries(out_dir) -> dict:
         try:
             write_summary(out_dir, summary)
         except OSError as exc:
-            raise ValueError(_os_error_line("write to", out_dir, exc)) from None
+            raise ValueError(os_error_line("write to", out_dir, exc)) from None
         written.append(index)
     return {"out": str(out_dir), "written": written, "kept": kept,
             "summaries": len(existing_summaries(out_dir))}

@@ -56,6 +56,7 @@ import numpy as np
 from .multirate import multirate_plan, round_up_to_block
 from .tracking_defaults import (
     DEFAULT_RESYNC_EVERY,
+    DEFAULT_STEP_FRACTION,
     MAX_PHASE_STEP,
     WORKING_PRECISION_NAMES,
 )
@@ -455,7 +456,7 @@ def output_schedule(times, dt_nominal: float):
 
 
 def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_sign: float = 1.0,
-              step_fraction: float = 0.2, resync_every: int = DEFAULT_RESYNC_EVERY,
+              step_fraction: float = DEFAULT_STEP_FRACTION, resync_every: int = DEFAULT_RESYNC_EVERY,
               precision: str = "float64", multirate_tolerance: float = 0.0) -> TrackResult:
     """Integrate particles forward in time through ``field``.
 
@@ -528,7 +529,8 @@ def integrate(field: PlaneWaveTurbulence, positions, velocities, times, charge_s
                        velocities=np.transpose(vel, (1, 0, 2)), dt=float(dt), n_steps=int(steps[-1]))
 
 
-def backtrack(field: PlaneWaveTurbulence, directions, times, step_fraction: float = 0.2,
+def backtrack(field: PlaneWaveTurbulence, directions, times,
+              step_fraction: float = DEFAULT_STEP_FRACTION,
               resync_every: int = DEFAULT_RESYNC_EVERY, precision: str = "float64",
               multirate_tolerance: float = 0.0) -> TrackResult:
     """Back-track particles arriving at the origin with momentum directions ``directions``.

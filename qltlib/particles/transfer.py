@@ -40,8 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..theory.spectrum import make_spectrum
-from .tracking import backtrack
-from .tracking_defaults import DEFAULT_RESYNC_EVERY
+from .tracking_defaults import DEFAULT_RESYNC_EVERY, DEFAULT_STEP_FRACTION
 
 #: Points per chunk when evaluating harmonics at the final directions (bounds the memory).
 _CHUNK = 4096
@@ -236,7 +235,7 @@ class TransferSettings:
     spectrum: str = "white"
     k0: float = 1.0e-3
     k1: float = 1.0e2
-    step_fraction: float = 0.4
+    step_fraction: float = DEFAULT_STEP_FRACTION
     resync_every: int = DEFAULT_RESYNC_EVERY
     precision: str = "float32"
 
@@ -288,6 +287,9 @@ def measure_realisation(settings: TransferSettings, index: int, field=None) -> n
     e.g. :func:`~qltlib.particles.turbulence.uniform_field` in the tests).
     """
     from .settings import realisation_seed
+    from .tracking import (
+        backtrack,  # numba: imported only where trajectories are integrated
+    )
     from .turbulence import synthesise_turbulence
 
     if field is None:

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gammaln
 
+from ..paths import cache_dir
+
 #: bump when the table layout or formulas change (invalidates the disk cache)
 _TABLE_VERSION = 2
 
@@ -177,11 +179,6 @@ def _build_tables(lmax: int) -> dict:
     return {"l_a": l_a.astype(np.int64), "scalar": scalar, "tensor": tensor}
 
 
-def cache_dir() -> Path:
-    """Directory of the on-disk Wigner-table cache (``$QLT_CACHE_DIR`` or ``~/.cache/qltlib``)."""
-    return Path(os.environ.get("QLT_CACHE_DIR", Path.home() / ".cache" / "qltlib"))
-
-
 _largest_tables: dict = {}
 
 
@@ -199,8 +196,7 @@ def _load_or_build(lmax: int) -> dict:
 
 
 def _load_or_build_exact(lmax: int) -> dict:
-    tag = hashlib.sha1(f"v{_TABLE_VERSION}-lmax{lmax}".encode()).hexdigest()[:12]
-    path = cache_dir() / f"coupling_lmax{lmax}_{tag}.npz"
+    path = _cache_path(lmax)
     cached = _read_cached_tables(path, lmax)
     if cached is not None:
         return cached
@@ -215,6 +211,31 @@ def _load_or_build_exact(lmax: int) -> dict:
     except OSError:
         pass  # a read-only home only costs speed
     return arrays
+
+
+def _cache_path(lmax: int) -> Path:
+    tag = hashlib.sha1(f"v{_TABLE_VERSION}-lmax{lmax}".encode()).hexdigest()[:12]
+    return cache_dir() / f"coupling_lmax{lmax}_{tag}.npz"
+
+
+def tables_cached(lmax: int) -> bool:
+    """Whether the tables of ``lmax`` need no building: held in memory, or on disk.
+
+    Parameters
+    ----------
+    lmax : int
+        Truncation of the tables.
+
+    Returns
+    -------
+    bool
+        ``True`` when a larger table is in memory (its leading block serves) or the disk
+        cache has the file (whether it reads back whole is checked only when it is loaded).
+    """
+    big = _largest_tables.get("arrays")
+    if big is not None and big["l_a"].shape[0] > lmax:
+        return True
+    return _cache_path(int(lmax)).is_file()
 
 
 def _read_cached_tables(path: Path, lmax: int) -> dict | None:

@@ -148,10 +148,11 @@ def theory_domain_violation(spectrum: TurbulenceSpectrum, alpha: float, lmax: in
     del spectrum, lmax   # the theory's condition involves alpha alone; kept for the interface
     alpha = float(alpha)
     if not alpha >= ALPHA_MIN_THEORY:
-        return (f"alpha = {alpha:g} is outside the theory: the steady state needs "
-                f"alpha = k1 c Delta T >> 1 (accepted: alpha >= {ALPHA_MIN_THEORY:g}; measured, "
-                f"C_l turn negative below alpha ~ 2e-5 (white) to 6e-4 (Kolmogorov) for "
-                f"k1/k0 = 1e5, lmax = 100: benchmarks/alpha_domain.py)")
+        return (f"alpha = {alpha:g} is outside the theory, which is accepted only for "
+                f"alpha >= {ALPHA_MIN_THEORY:g}: its expansion needs alpha = k1 c Delta T >> 1 "
+                f"(a step long against the decorrelation time 1/(k1 c) of the smallest scale), "
+                f"taken as one decade; the cut is the theory's, not the solver's, which stays "
+                f"finite far lower (benchmarks/alpha_domain.py)")
     return None
 
 
@@ -203,19 +204,63 @@ def estimate_resources(spectrum: TurbulenceSpectrum, alpha: float, lmax: int) ->
     ``lmax^3`` in memory and ``lmax^4`` in time; the kernel ``kappa`` over ``l <= 2 lmax`` like
     the number of wavenumber nodes (``16 alpha`` for ``alpha >> 1``) times ``lmax^2``, in blocks
     of bounded memory. Constants are measured (see the module constants); expect a factor of
-    two between machines.
+    two between machines. The time counts the tables as built (an upper bound when they are
+    in the disk cache already); :func:`estimate_solves` knows the cache.
     """
+    table_bytes, table_seconds = _table_cost(lmax)
+    kernel_bytes, kernel_seconds = _kernel_cost(spectrum, alpha, lmax)
+    return ResourceEstimate(memory_bytes=_BASELINE_BYTES + table_bytes + kernel_bytes,
+                            seconds=table_seconds + kernel_seconds)
+
+
+def _table_cost(lmax: int) -> tuple:
+    """``(peak bytes, seconds)`` of building the Wigner tables of ``lmax``."""
     entries = (float(lmax) + 1.0) ** 3
+    return (_TABLE_PEAK_BYTES_PER_ENTRY * entries,
+            _TABLE_SECONDS_AT_161 * entries ** (4.0 / 3.0) / 161.0 ** 4)
+
+
+def _kernel_cost(spectrum: TurbulenceSpectrum, alpha: float, lmax: int) -> tuple:
+    """``(bytes, seconds)`` of the kernel ``kappa`` (and the solve) at one ``alpha``."""
     delta_t = float(alpha) / spectrum.k1
     nodes = float(quadrature_node_count(spectrum, delta_t))
     orders = 2.0 * float(lmax) + 1.0
     node_bytes = h_table_bytes_per_node(2 * int(lmax))
-    kernel_bytes = min(nodes * node_bytes, max(KAPPA_BLOCK_BYTES, 1024 * node_bytes)) + 64.0 * nodes
-    memory = _BASELINE_BYTES + _TABLE_PEAK_BYTES_PER_ENTRY * entries + kernel_bytes
-    seconds = (_TABLE_SECONDS_AT_161 * entries ** (4.0 / 3.0) / 161.0 ** 4
-               + nodes * (_KERNEL_SECONDS_PER_NODE_ORDER * node_bytes / 48.0
-                          + _KERNEL_SECONDS_PER_NODE_PAIR * orders ** 2))
-    return ResourceEstimate(memory_bytes=memory, seconds=seconds)
+    memory = min(nodes * node_bytes, max(KAPPA_BLOCK_BYTES, 1024 * node_bytes)) + 64.0 * nodes
+    seconds = nodes * (_KERNEL_SECONDS_PER_NODE_ORDER * node_bytes / 48.0
+                       + _KERNEL_SECONDS_PER_NODE_PAIR * orders ** 2)
+    return memory, seconds
+
+
+def estimate_solves(spectrum: TurbulenceSpectrum, alphas, lmax: int) -> ResourceEstimate:
+    """Memory and time of one steady state per ``alpha`` in ``alphas``, solved in turn.
+
+    Parameters
+    ----------
+    spectrum : TurbulenceSpectrum
+    alphas : float or sequence of float
+        ``k1 c Delta T`` of each solve.
+    lmax : int
+        Truncation of every solve.
+
+    Returns
+    -------
+    ResourceEstimate
+        Peak memory (one solve at a time) and total time. Unlike :func:`estimate_resources`
+        (the refusal's upper bound) the Wigner tables count once, and not at all when they are
+        in the disk cache (:func:`qltlib.theory.angular.tables_cached`): the time a command
+        announces before it starts.
+    """
+    from .angular import tables_cached
+
+    alphas = np.atleast_1d(np.asarray(alphas, dtype=float))
+    table_bytes, table_seconds = _table_cost(lmax)
+    if tables_cached(int(lmax)):
+        table_seconds = 0.0
+    kernels = [_kernel_cost(spectrum, alpha, lmax) for alpha in alphas]
+    return ResourceEstimate(
+        memory_bytes=_BASELINE_BYTES + table_bytes + max(k[0] for k in kernels),
+        seconds=table_seconds + sum(k[1] for k in kernels))
 
 
 def check_resources(spectrum: TurbulenceSpectrum, alpha: float, lmax: int, solves: int = 1,

@@ -445,5 +445,60 @@ def ensemble_steady_time(summary: dict) -> tuple:
     return steady_time(ensemble_convergence(summary), summary["times"])
 
 
+#: how :func:`steady_time_report` chooses the steady time, in words (``qlt fit --simulation``)
+STEADY_TIME_RULE = (
+    f"earliest back-tracking time from which every resolved C_l (l = "
+    f"{', '.join(map(str, CONVERGENCE_ELLS))}) of this ensemble fits one constant up to its last "
+    f"resolved time (relative error <= {CONVERGENCE_MAX_RELATIVE_ERROR:g}) with p >= "
+    f"{CONVERGENCE_P_MIN:g}, covariance between times over realisations; a test of this "
+    f"ensemble's errors as well as of the fields: more particles per field (higher nside) "
+    f"resolve a slower approach and give a later time for the same fields")
+
+
+def steady_time_report(summary: dict) -> dict:
+    """The steady time of one ensemble with the rule and the multipole that set it.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`qltlib.particles.statistics.summarize` output, with ``per_realisation``.
+
+    Returns
+    -------
+    dict
+        ``steady_time`` (``None`` when some resolved multipole is not shown steady),
+        ``last_time``, ``steady_time_rule`` (:data:`STEADY_TIME_RULE`) and
+        ``steady_time_by_ell``: per multipole of :data:`CONVERGENCE_ELLS` that the ensemble
+        has, ``ell``, ``time`` (earliest steady time, ``None`` if not shown), ``late_time``
+        (its last resolved time), ``p_value`` (of the constant fit from ``time``, ``None`` if
+        not shown) and ``resolved``. Times are those of the settings (as requested), not the
+        ones reached on the step grid, when the summary has settings with as many times.
+
+    Notes
+    -----
+    :func:`ensemble_steady_time` gives the same time; this adds why. Its value depends on the
+    ensemble's statistical power: the dipole of ``white_k0-1e-3_k1-1e2_t1280`` (nside 32) is
+    steady from ``Omega t = 640``, that of the nside-16 and nside-8 runs through the same
+    fields from 160, where their larger shot noise cannot resolve the rise of ``C_1`` by
+    about 2 per cent between 160 and 640.
+    """
+    reached = np.asarray(summary["times"], dtype=float)
+    requested = [float(t) for t in summary.get("settings", {}).get("times", [])]
+    named = requested if len(requested) == reached.size else reached.tolist()
+
+    def as_requested(t):
+        return None if t is None else named[time_index(reached, t)]
+
+    rows = ensemble_convergence(summary)
+    time, steady = steady_time(rows, reached)
+    return {"steady_time": as_requested(time) if steady else None,
+            "last_time": named[-1],
+            "steady_time_rule": STEADY_TIME_RULE,
+            "steady_time_by_ell": [
+                {"ell": row["ell"], "time": as_requested(row["time"]),
+                 "late_time": as_requested(row["late_time"]), "p_value": row["p_value"],
+                 "resolved": row["resolved"]} for row in rows]}
+
+
 def ensemble_convergence(summary: dict) -> list:
     return convergence_times(summary["times"], signal_per_realisation(summary["per_realisation"]))

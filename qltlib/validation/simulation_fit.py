@@ -34,7 +34,9 @@ from ..observations.fit import (
     ALPHA_RANGE,
     DEFAULT_LMAX_THEORY,
     alpha_interval,
+    announce_theory_table,
     cached_theory_grid,
+    poor_fit_note,
     theory_node_count,
 )
 from ..particles.statistics import time_index
@@ -62,6 +64,8 @@ class SimulationFit:
     ``alpha_interval`` is the ``Delta chi^2 = 1`` interval (``None`` ends as in
     :func:`qltlib.observations.fit.alpha_interval`), ``alpha_err`` half its width in ``ln alpha`` times
     ``alpha`` (``None`` unless two-sided). ``kg2`` is ``K|G|^2`` in units of ``c k0``.
+    ``time`` is the back-tracking time of the fit as the settings request it (``640``, not the
+    ``640.0000000000001`` the step grid reached).
     """
 
     alpha: float
@@ -130,13 +134,18 @@ def simulated_diffusion(summary: dict, it: int = -1) -> tuple:
             f"the running D(T) at T = {times[it]:g}")
 
 
-def theory_grid(settings: dict, lmax_theory: int):
-    """The tabulated steady state for the simulation's spectrum; ValueError if too costly."""
+def theory_grid(settings: dict, lmax_theory: int, announce=None):
+    """The tabulated steady state for the simulation's spectrum; ValueError if too costly.
+
+    ``announce`` (optional) hears the estimate before the table is built
+    (:func:`qltlib.observations.fit.announce_theory_table`).
+    """
     from ..theory.transport import check_resources
 
     spectrum = make_spectrum(settings["spectrum"], settings["k0"], settings["k1"])
-    check_resources(spectrum, ALPHA_RANGE[1], int(lmax_theory), solves=theory_node_count(ALPHA_RANGE),
-                    lmax_name="lmax_theory")
+    check_resources(spectrum, ALPHA_RANGE[1], int(lmax_theory),
+                    solves=theory_node_count(ALPHA_RANGE), lmax_name="lmax_theory")
+    announce_theory_table(announce, spectrum, int(lmax_theory))
     return cached_theory_grid(settings["spectrum"], float(settings["k0"]), float(settings["k1"]),
                               int(lmax_theory))
 
@@ -187,7 +196,7 @@ def _fit_points(summary: dict, it: int, lmax_theory: int, lmin, lmax, n_paramete
 
 def fit_simulation(summary: dict, time=None, lmax_theory: int = DEFAULT_LMAX_THEORY,
                    amplitude: str = "free", lmin: int = DEFAULT_FIT_LMIN,
-                   lmax: int = DEFAULT_FIT_LMAX, theory=None) -> SimulationFit:
+                   lmax: int = DEFAULT_FIT_LMAX, theory=None, announce=None) -> SimulationFit:
     """Fit ``alpha`` (and ``K|G|^2`` if free) of the analytic steady state to a simulated ``C_l``.
 
     Parameters
@@ -210,6 +219,9 @@ def fit_simulation(summary: dict, time=None, lmax_theory: int = DEFAULT_LMAX_THE
     theory : TheoryGrid, optional
         Tabulated steady state (default: :func:`qltlib.observations.fit.cached_theory_grid` for the
         simulation's spectrum, after a resource check).
+    announce : callable, optional
+        Without ``theory``: hears what the table will cost once the input is checked
+        (:func:`qltlib.observations.fit.announce_theory_table`; ``qlt fit`` prints it).
 
     Raises
     ------
@@ -238,7 +250,7 @@ def fit_simulation(summary: dict, time=None, lmax_theory: int = DEFAULT_LMAX_THE
     if not free:
         notes.append(f"amplitude fixed: K|G|^2 = K / k0 with K = {diffusion:.4g} r_g c, {source} "
                      f"(its error is not propagated into chi2)")
-    grid = theory_grid(settings, lmax_theory) if theory is None else theory
+    grid = theory_grid(settings, lmax_theory, announce) if theory is None else theory
 
     def shapes(log_alpha):
         log_alpha = np.atleast_1d(log_alpha)
@@ -289,20 +301,29 @@ def fit_simulation(summary: dict, time=None, lmax_theory: int = DEFAULT_LMAX_THE
         kg2_err = diffusion_err / k0
     ndof = int(ell.size - n_parameters)
     p_value = float(stats.chi2.sf(chi2_min, ndof))
-    if p_value < 1e-3:
-        notes.append(f"poor fit (chi2 = {chi2_min:.3g} for {ndof} dof, p = {p_value:.2g}): the "
-                     f"interval (Delta chi2 = 1) assumes the model describes the simulation")
+    poor = poor_fit_note(chi2_min, ndof, p_value, "the interval (Delta chi2 = 1) assumes the "
+                         "model describes the simulation")
+    if poor:
+        notes.append(poor)
     converged = bool(refined.success) and math.isfinite(chi2_min)
     return SimulationFit(
         alpha=alpha, alpha_err=alpha_err, alpha_interval=interval, alpha_interval_kind=kind,
         kg2=kg2, kg2_err=kg2_err, chi2=chi2_min, ndof=ndof, p_value=p_value, converged=converged,
-        at_bound=at_bound, time=float(times[it]), lmax_theory=lmax_theory, amplitude=amplitude,
+        at_bound=at_bound, time=_requested_time(settings, times, it), lmax_theory=lmax_theory,
+        amplitude=amplitude,
         ell=ell, cl_sim=data, cl_err=sigma, cl_model=model,
         settings={"spectrum": settings["spectrum"], "k0": k0, "k1": float(settings["k1"]),
                   "realisations": int(summary.get("realisations", 0)),
                   "diffusion_coefficient": diffusion, "diffusion_coefficient_err": diffusion_err,
                   "diffusion_estimate": source},
         notes=notes)
+
+
+def _requested_time(settings: dict, times, it: int) -> float:
+    """Back-tracking time ``it`` as the settings request it (``640``), not as the step grid
+    reached it (``640.0000000000001``); the reached time where the settings hold no times."""
+    requested = settings.get("times", [])
+    return float(requested[it]) if len(requested) == len(times) else float(times[it])
 
 
 def _free_amplitude_error(shapes, data, sigma, log_alpha, kg2, marginal=True) -> float:

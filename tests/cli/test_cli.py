@@ -4,10 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from cli_checks import assert_one_line_error
 
 from qltlib.cli.main import main
-
-from cli_checks import assert_one_line_error
 
 
 def run_cli(*args):
@@ -144,3 +143,64 @@ def test_os_errors_become_one_line(monkeypatch, capsys):
     assert cli.main(["spectrum"]) == 2
     err = capsys.readouterr().err
     assert err == "qlt spectrum: error: Permission denied: /root/forbidden/run\n"
+
+
+# --- issue 19: pointers, plain messages, estimates -------------------------------------------
+
+def test_bare_qlt_points_to_help():
+    line = assert_one_line_error(run_cli(), "no sub-command given", "see qlt --help")
+    assert "spectrum" in line and "fit" in line
+
+
+def test_fit_summary_mentions_the_simulation_fit():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    fit_line = text.split(" fit ", 1)[1].split(" simulate ", 1)[0]
+    assert "--simulation" in fit_line, fit_line
+
+
+def test_alpha_just_below_ten_is_refused_plainly():
+    line = assert_one_line_error(run_cli("spectrum", "--alpha", "9.99"), "alpha = 9.99",
+                                 "accepted only for alpha >= 10", "k1 c Delta T >> 1")
+    assert "2e-5" not in line and "2e-05" not in line   # no measured breakdown values to confuse
+
+
+def test_missing_simulation_directory_is_refused_before_the_heavy_imports(tmp_path):
+    probe = ("import sys; from qltlib.cli.main import main; "
+             f"rc = main(['fit', '--simulation', {str(tmp_path / 'missing')!r}]); "
+             "print(rc, 'qltlib.particles.statistics' in sys.modules, "
+             "'qltlib.validation.simulation_fit' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stdout + proc.stderr
+    missing = tmp_path / "missing"
+    assert proc.stderr == f"qlt fit: error: --simulation: no such directory: {missing}\n"
+
+
+def test_long_spectrum_announces_its_estimate_and_phases(monkeypatch, capsys):
+    import qltlib.cli.common as common
+    from qltlib.theory.spectrum import WhiteNoiseSpectrum
+    from qltlib.theory.transport import estimate_solves
+
+    assert main(["spectrum", "--lmax", "6"]) == 0
+    assert capsys.readouterr().err == ""                    # a short run stays silent
+    # `qlt spectrum --lmax 300` (about 97 s) is above the threshold, even with cached tables
+    assert estimate_solves(WhiteNoiseSpectrum(1e-3, 1e2), 50.0, 300).seconds >= 5.0
+    monkeypatch.setattr(common, "ANNOUNCE_SECONDS", 0.0)
+    assert main(["spectrum", "--lmax", "6"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("qlt spectrum: about ")
+    assert "(estimate) for the steady state at lmax = 6, alpha = 50" in lines[0]
+    assert lines[1].startswith("qlt spectrum: 1/2: Wigner tables for lmax = 6")
+    assert lines[2].startswith("qlt spectrum: 2/2: kernel")
+
+
+def test_long_fit_announces_its_estimate(monkeypatch, capsys):
+    import qltlib.cli.common as common
+
+    monkeypatch.setattr(common, "ANNOUNCE_SECONDS", 0.0)
+    assert main(["fit", "--energy-tev", "13", "--lmax", "10", "--lmax-theory", "12"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "(estimate) for the theory table (11 steady states at " \
+        "lmax_theory = 12), then the fit" in lines[0]

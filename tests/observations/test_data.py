@@ -2,16 +2,26 @@
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qltlib.observations.data import (DataFormatError, dataset_metadata, list_datasets, load_dataset, read_pseudo_cl_csv)
+from qltlib.observations.data import (
+    DataFormatError,
+    dataset_metadata,
+    list_datasets,
+    load_dataset,
+    read_pseudo_cl_csv,
+)
 from qltlib.paths import DATA_DIR
 
 MAIN_CSV = DATA_DIR / "icecube_12yr" / "icecube12yr_pseudoCl_vs_l_digitised.csv"
-SHARED_DATA = Path("/work/shared/data")
+#: the shared data directory the IceCube files were copied from: ``../shared/data`` next to the
+#: repository checkout, or the directory named by ``QLT_SHARED_DATA``
+SHARED_DATA = Path(os.environ.get("QLT_SHARED_DATA")
+                   or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 ICECUBE_ENERGIES = [13, 24, 42, 67, 130, 240, 470, 1500, 5300]
 
 HEADER = ("E_label,E_median_TeV,l,Cl_tilde,log10_Cl_tilde,stat_err_visible,stat_lo,stat_hi,"

@@ -7,9 +7,21 @@ import numpy as np
 import pytest
 
 from qltlib.cli import fit as fit_cli
-from qltlib.observations.fit import (ALPHA_RANGE, DEFAULT_LMAX, DEFAULT_LMAX_THEORY, DEFAULT_LMIN, PseudoClLikelihood, _alpha_interval, alpha_interval, build_likelihood, cached_theory_grid, fit_energy_bin, fit_likelihood)
-from qltlib.theory.transport import ALPHA_MIN_THEORY
+from qltlib.observations.fit import (
+    ALPHA_RANGE,
+    DEFAULT_LMAX,
+    DEFAULT_LMAX_THEORY,
+    DEFAULT_LMIN,
+    PseudoClLikelihood,
+    _alpha_interval,
+    alpha_interval,
+    build_likelihood,
+    cached_theory_grid,
+    fit_energy_bin,
+    fit_likelihood,
+)
 from qltlib.observations.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
+from qltlib.theory.transport import ALPHA_MIN_THEORY
 
 LMAX_FIT = 39
 ELL = np.arange(2, LMAX_FIT + 1)
@@ -225,3 +237,18 @@ def test_lmax_theory_beyond_the_machine_is_refused():
 def test_cli_help_quotes_the_alpha_range():
     helps = _parser()._subparsers._group_actions[0].choices["fit"].format_help()
     assert f"{ALPHA_RANGE[0]:g}..{ALPHA_RANGE[1]:g}" in " ".join(helps.split())
+
+
+def test_poor_fit_note_below_p_005_only():
+    """Issue 19: data and simulation fits flag an improbable chi2 with the same note."""
+    from scipy import stats
+
+    from qltlib.observations.fit import POOR_FIT_P_VALUE, poor_fit_note
+
+    assert POOR_FIT_P_VALUE == 0.05
+    p = stats.chi2.sf(58.8, 35)
+    note = poor_fit_note(58.8, 35, p, "the errors assume the model describes the data")
+    assert note == ("poor fit (chi2 = 58.8 for 35 dof, p = 0.0071): the errors assume the "
+                    "model describes the data")
+    assert poor_fit_note(35.0, 35, stats.chi2.sf(35.0, 35), "x") is None
+    assert poor_fit_note(1.0, 0, float("nan"), "x") is None

@@ -7,8 +7,16 @@ import healpy as hp
 import numpy as np
 import pytest
 
+from qltlib.observations.sky import (
+    DeclinationBand,
+    PseudoClModel,
+    mask_power_spectrum,
+    master_coupling_matrix,
+    pseudo_cl,
+    remove_ring_means,
+    simulate_pseudo_cl,
+)
 from qltlib.theory.angular import wigner3j_zero
-from qltlib.observations.sky import (DeclinationBand, PseudoClModel, mask_power_spectrum, master_coupling_matrix, pseudo_cl, remove_ring_means, simulate_pseudo_cl)
 
 NSIDE = 32
 LMAX_OUT = 30

@@ -1,4 +1,4 @@
-"""Ctrl-C during `qlt simulate` is safe at every moment (issue 11, defects 1 and 2).
+"""Ctrl-C during `qlt simulate` and `qlt transfer` is safe at every moment (issues 11 and 19).
 
 Each test starts the command, waits for one moment of its life (the driver importing numba, a
 worker loading the compiled kernel, a worker inside the parallel kernel of its first
@@ -7,6 +7,7 @@ driver, and checks: exit status 130 within 5 s, one line on stderr and nothing o
 worker process left, no temporary file, and every finished file intact (it passes the check
 against the manifest).
 """
+import json
 import os
 import signal
 import subprocess
@@ -14,10 +15,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from qltlib.particles.files import read_manifest_json as load_manifest_json
 from qltlib.particles.settings import SimulationSettings
-from qltlib.particles.store import (existing_realisations, existing_summaries, load_manifest, load_realisation, load_summary)
+from qltlib.particles.store import (
+    existing_realisations,
+    existing_summaries,
+    load_manifest,
+    load_realisation,
+    load_summary,
+)
+from qltlib.particles.transfer_run import existing_parts, load_part, settings_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 #: one realisation takes seconds (768 particles x 5000 steps x 1024 modes): a signal sent once
@@ -26,6 +36,11 @@ LONG = ["--nside", "8", "--times", "50,100", "--modes", "1024", "--k0", "1e-2", 
 #: ~50 ms per realisation on an idle machine: many files appear while the run goes on
 SHORT = ["--nside", "4", "--times", "5,10", "--modes", "512", "--k0", "1e-2", "--k1", "1e1"]
 EXIT_WITHIN = 5.0
+#: `qlt transfer`: 1800 particles x 5000 steps x 1024 modes per realisation (seconds) ...
+TRANSFER_LONG = ["--alpha", "2000", "--lmax", "4", "--grid", "30", "--modes", "1024",
+                 "--k0", "1e-2", "--k1", "1e2"]
+#: ... and 18 particles x 250 steps x 64 modes (milliseconds)
+TRANSFER_SHORT = ["--alpha", "10", "--lmax", "2", "--grid", "3", "--modes", "64"]
 
 
 def _env():
@@ -72,15 +87,34 @@ def _alive(pid):
 class Run:
     """`qlt simulate` in a subprocess, watched through /proc."""
 
-    def __init__(self, out, args, workers, n, own_group=False):
+    def __init__(self, out, args, workers, n, own_group=False, command="simulate"):
         self.out = out
-        cmd = [sys.executable, "-m", "qltlib.cli", "simulate", *args, "--realisations", str(n),
-               "--workers", str(workers), "--seed", "5", "--no-progress", "--out", str(out)]
+        self.command = command
+        where = "--out" if command == "simulate" else "--store"
+        cmd = [sys.executable, "-m", "qltlib.cli", command, *args, "--realisations", str(n),
+               "--workers", str(workers), "--seed", "5", "--no-progress", where, str(out)]
         # own_group: the command leads its own process group, as a shell job in a terminal does
         self.own_group = own_group
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, start_new_session=own_group)
         self.workers = {}       # pid -> thread count when the worker had just mapped llvmlite
+
+    def finished(self):
+        """Indices of the finished parts on disk (not yet verified)."""
+        return existing_realisations(self.out) if self.command == "simulate" else existing_parts(self.out)
+
+    def verify(self, indices):
+        """Every finished part passes the check against the manifest (raises if not)."""
+        if self.command == "simulate":
+            settings = SimulationSettings.from_dict(load_manifest(self.out)["settings"])
+            for index in indices:
+                load_realisation(self.out, index, settings)
+            for index in existing_summaries(self.out):
+                load_summary(self.out, index, settings)
+        else:
+            settings = settings_from_dict(load_manifest_json(self.out)["settings"])
+            for index in indices:
+                load_part(self.out, index, settings)
 
     def watch(self):
         for pid in _children(self.proc.pid):
@@ -107,7 +141,7 @@ class Run:
         """SIGINT to the driver (to its whole process group, as Ctrl-C in a terminal sends it, when
         it leads one); returns (exit code, stdout, stderr, seconds to exit)."""
         self.watch()
-        self.files_at_signal = existing_realisations(self.out)
+        self.files_at_signal = self.finished()
         if self.own_group:
             os.killpg(self.proc.pid, signal.SIGINT)
         else:
@@ -128,22 +162,19 @@ def _check_clean_interrupt(run):
     assert code == 130, (code, stderr[-2000:])
     assert seconds < EXIT_WITHIN
     assert stdout == ""
-    lines = stderr.strip().splitlines()
+    # the estimate of a long run and the first-use compile notice precede the interrupt
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith(f"qlt {run.command}: note:")]
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in stderr, stderr
     deadline = time.monotonic() + 1.0
     while any(_alive(pid) for pid in run.workers) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not [pid for pid in run.workers if _alive(pid)], "worker process left running"
     assert not list(run.out.glob(".*.tmp"))
-    kept = existing_realisations(run.out)
+    kept = run.finished()
     assert set(run.files_at_signal) <= set(kept)
     if kept:
-        settings = SimulationSettings.from_dict(load_manifest(run.out)["settings"])
-        for index in kept:
-            load_realisation(run.out, index, settings)        # raises if not intact
-        for index in existing_summaries(run.out):
-            load_summary(run.out, index, settings)
-    assert str(len(kept)) in lines[0]
+        run.verify(kept)                                      # raises if not intact
+    assert str(len(kept)) in lines[0] or (not kept and "nothing finished" in lines[0])
     return kept
 
 
@@ -231,3 +262,53 @@ def test_a_worker_killed_from_outside_is_one_line_exit_1(tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "worker process for realisation 0 died (signal 9)" in lines[0], stderr
     assert not list(run.out.glob(".*.tmp"))
+
+
+# --- qlt transfer: the same runner, the same guarantees -------------------------------------
+
+def test_transfer_interrupt_at_the_start(tmp_path):
+    run = Run(tmp_path / "store", TRANSFER_LONG, workers=1, n=3, command="transfer")
+    run.wait_for(lambda r: (r.out / "manifest.json").exists(), timeout=60)
+    assert _check_clean_interrupt(run) == []
+
+
+def test_transfer_interrupt_inside_the_kernel(tmp_path):
+    """Issue 19: this moment ended with exit 1 and a 38-line traceback, or a segfault."""
+    run = Run(tmp_path / "store", TRANSFER_LONG, workers=1, n=3, command="transfer")
+    run.wait_for(lambda r: r.kernels_running())
+    time.sleep(0.2)
+    assert run.finished() == [], "first realisation finished too early for this test"
+    assert _check_clean_interrupt(run) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_transfer_interrupt_between_realisations_then_resume_gives_the_same_matrix(tmp_path, workers):
+    run = Run(tmp_path / "store", TRANSFER_SHORT, workers=workers, n=60, command="transfer")
+    run.wait_for(lambda r: len(r.finished()) >= 3)
+    kept = _check_clean_interrupt(run)
+    assert 3 <= len(kept) < 60
+    common = [*TRANSFER_SHORT, "--realisations", "60", "--seed", "5", "--no-progress"]
+
+    def complete(store):
+        proc = subprocess.run([sys.executable, "-m", "qltlib.cli", "transfer", *common,
+                               "--workers", str(workers), "--store", str(store)],
+                              cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    resumed, fresh = complete(run.out), complete(tmp_path / "fresh")
+    assert resumed["skipped"] == len(kept) and resumed["written"] == 60 - len(kept)
+    assert fresh["written"] == 60 and resumed["realisations"] == 60
+    assert np.array_equal(np.array(resumed["matrix"]), np.array(fresh["matrix"]))
+    assert np.array_equal(np.array(resumed["matrix_err"]), np.array(fresh["matrix_err"]))
+
+
+def test_transfer_to_an_unwritable_place_fails_at_once(tmp_path):
+    for args in (["--out", "/proc/x.npz"], ["--store", "/proc/transfer-store"]):
+        start = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "qltlib.cli", "transfer", *TRANSFER_SHORT,
+                               "--realisations", "2", "--no-progress", *args], cwd=REPO, env=_env(),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+        assert time.monotonic() - start < EXIT_WITHIN

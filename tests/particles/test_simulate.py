@@ -17,16 +17,34 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 import pytest
+from cli_checks import assert_one_line_error
 
 from qltlib.cli import simulate as simulate_cli
-from qltlib.particles.store import (CorruptRealisationError, existing_realisations, existing_summaries, load_realisation, load_summary, write_realisation, write_summaries)
-from qltlib.particles.settings import (SettingsMismatchError, SimulationSettings, pixel_directions, realisation_seed, run_realisation, settings_conflicts)
-from qltlib.particles.estimates import (check_simulation_size, realisation_memory, realisation_seconds)
-from qltlib.particles.map_statistics import realisation_statistics, white_noise_level
 from qltlib.particles.ensemble import run_ensemble
+from qltlib.particles.estimates import (
+    check_simulation_size,
+    realisation_memory,
+    realisation_seconds,
+)
+from qltlib.particles.files import SettingsMismatchError
+from qltlib.particles.map_statistics import realisation_statistics, white_noise_level
+from qltlib.particles.settings import (
+    SimulationSettings,
+    pixel_directions,
+    realisation_seed,
+    run_realisation,
+    settings_conflicts,
+)
 from qltlib.particles.statistics import summarize
-
-from cli_checks import assert_one_line_error
+from qltlib.particles.store import (
+    CorruptRealisationError,
+    existing_realisations,
+    existing_summaries,
+    load_realisation,
+    load_summary,
+    write_realisation,
+    write_summaries,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = dict(nside=2, times=(1.0, 2.0), n_modes=24, seed=7, spectrum="white", k0=1e-2, k1=1e1)
@@ -523,7 +541,7 @@ def test_help_shows_defaults_and_units(command):
 def test_long_runs_are_announced_with_their_estimate(tmp_path, monkeypatch, tiny_ensemble):
     out = _copy(tiny_ensemble, tmp_path)
     lines = []
-    monkeypatch.setattr("qltlib.particles.ensemble.LONG_RUN_SECONDS", 0.0)
+    monkeypatch.setattr("qltlib.particles.estimates.LONG_RUN_SECONDS", 0.0)
     report = run_ensemble(SimulationSettings(**TINY), out, 4, progress=False, report=lines.append)
     assert report["written"] == [3]
     assert len(lines) == 1 and lines[0].startswith("note: about") and "for the 1 to run" in lines[0]
@@ -692,3 +710,64 @@ def test_summarize_of_one_realisation_is_strict_json(tiny_ensemble, tmp_path):
     summary = json.loads(done.stdout)
     assert summary["realisations"] == 1 and summary["C_ell_err"][0][1] is None
     assert "no standard error" in done.stderr
+
+
+def _complete_committed_runs():
+    runs = []
+    for manifest in sorted((REPO / "data" / "simulation").glob("*/manifest.json")):
+        expected = json.loads(manifest.read_text())["realisations"]
+        if len(list(manifest.parent.glob("summary_*.npz"))) == expected:
+            runs.append(manifest.parent)
+    return runs
+
+
+def _digests(directory):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("run", _complete_committed_runs(), ids=lambda p: p.name)
+def test_resume_of_a_finished_committed_run_changes_no_file(run):
+    """Issue 19: a no-op rerun rewrote the committed manifest; --resume continues from it alone."""
+    before = _digests(run)
+    proc = subprocess.run([sys.executable, "-m", "qltlib.cli", "simulate", "--resume", str(run),
+                           "--no-progress"], cwd=REPO, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["written"] == 0 and report["repaired"] == [] and report["skipped"] == report["total"]
+    assert _digests(run) == before
+
+
+def test_resume_continues_an_interrupted_run_from_its_manifest(tmp_path):
+    out = tmp_path / "run"
+    first = _cli(["simulate", "--nside", "1", "--realisations", "3", "--times", "1,2",
+                  "--modes", "8", "--no-raw", "--no-progress", "--out", str(out)])
+    assert first[0] == 0
+    (out / "summary_00001.npz").unlink()                 # as if interrupted before it finished
+    code, report = _cli(["simulate", "--resume", str(out), "--no-progress"])
+    assert code == 0 and report["written"] == 1 and report["total"] == 3
+    assert existing_realisations(out) == []              # the manifest says: summaries only
+    with pytest.raises(ValueError, match="--resume takes every setting.*drop --nside, --times"):
+        _cli(["simulate", "--resume", str(out), "--nside", "2", "--times", "1"])
+
+
+def test_summarize_names_every_file_it_repairs_or_leaves_out(tmp_path):
+    """Issue 19: a truncated summary was recomputed silently, a truncated raw file not noticed."""
+    out = tmp_path / "run"
+    assert _cli(["simulate", "--nside", "1", "--realisations", "3", "--times", "1,2", "--modes", "8",
+                 "--no-progress", "--out", str(out)])[0] == 0
+    clean = summarize(out, report=lambda line: pytest.fail(line))
+    for name in ("summary_00001.npz", "realisation_00002.npz"):
+        (out / name).write_bytes((out / name).read_bytes()[:200])
+    lines = []
+    again = summarize(out, report=lines.append)
+    assert len(lines) == 2
+    assert lines[0].startswith("summary_00001.npz is unreadable") and "recomputed from" in lines[0]
+    assert lines[1].startswith("realisation_00002.npz is unreadable") and "not used" in lines[1]
+    assert "its summary is" in lines[1]
+    assert again["C_ell"] == clean["C_ell"]          # the summary of realisation 2 is still valid
+    (out / "summary_00002.npz").unlink()
+    with pytest.raises(CorruptRealisationError, match="realisation_00002.npz is unreadable.*no summary"):
+        summarize(out, report=lines.append)

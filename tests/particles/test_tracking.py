@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 
-from qltlib.theory.spectrum import WhiteNoiseSpectrum
 from qltlib.particles.tracking import backtrack, integrate, output_schedule
 from qltlib.particles.turbulence import synthesise_turbulence, uniform_field
+from qltlib.theory.spectrum import WhiteNoiseSpectrum
 
 
 @pytest.fixture(scope="module")
@@ -112,9 +112,9 @@ def test_output_schedule_validation():
 # multirate field evaluation
 # ---------------------------------------------------------------------------------------------
 
-from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 from qltlib.particles.multirate import multirate_field_error, multirate_plan  # noqa: E402
 from qltlib.particles.tracking import step_size
+from qltlib.theory.spectrum import make_spectrum  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["white", "kolmogorov", "logflat", "flat3d"])

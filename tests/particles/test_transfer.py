@@ -1,14 +1,35 @@
 """The measured pair transition matrix (qltlib.particles.transfer, qlt transfer)."""
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from qltlib.particles.transfer import (TransferSettings, chain_steady_state, gauss_legendre_grid, harmonic_power, load_measurement, markov_chain, measure_realisation, measure_transfer, real_harmonics, transfer_matrix_from_directions)
+from qltlib.particles.files import CorruptRealisationError
+from qltlib.particles.transfer import (
+    TransferSettings,
+    chain_steady_state,
+    gauss_legendre_grid,
+    harmonic_power,
+    load_measurement,
+    markov_chain,
+    measure_realisation,
+    measure_transfer,
+    real_harmonics,
+    transfer_matrix_from_directions,
+)
+from qltlib.particles.transfer_run import (
+    existing_parts,
+    load_part,
+    part_path,
+    run_transfer,
+)
 from qltlib.particles.turbulence import uniform_field
 
 
@@ -112,9 +133,11 @@ def test_bad_settings_are_refused(kwargs):
         TransferSettings(**kwargs)
 
 
-def _cli(*args):
+def _cli(*args, cache=None):
+    # the default part store is a cache directory: keep the tests' parts out of the user's cache
+    env = dict(os.environ, QLT_CACHE_DIR=str(cache or Path(tempfile.gettempdir()) / "qlt-test-cache"))
     return subprocess.run([sys.executable, "-m", "qltlib.cli", "transfer", *args],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.mark.parametrize("args", [["--alpha", "-3"], ["--lmax", "1.5"], ["--realisations", "0"],
@@ -157,3 +180,36 @@ def test_register_adds_the_transfer_subcommand_to_the_qlt_parser():
     args = parser.parse_args(["transfer", "--alpha", "10", "--lmax", "6", "--grid", "auto"])
     assert (args.alpha, args.lmax, args.grid, args.realisations) == (10.0, 6, None, 20)
     assert callable(args.func)
+
+
+TINY_TRANSFER = ["--alpha", "10", "--lmax", "2", "--grid", "3", "--modes", "16", "--no-progress"]
+
+
+def test_cli_keeps_every_realisation_in_a_verified_part_store(tmp_path):
+    first = json.loads(_cli(*TINY_TRANSFER, "--realisations", "3", cache=tmp_path).stdout)
+    store = Path(first["store"])
+    assert store.parent == tmp_path / "transfer" and first["written"] == 3
+    assert existing_parts(store) == [0, 1, 2]
+    manifest = (store / "manifest.json").read_bytes()
+    again = _cli(*TINY_TRANSFER, "--realisations", "3", cache=tmp_path)
+    assert json.loads(again.stdout)["skipped"] == 3 and json.loads(again.stdout)["written"] == 0
+    assert (store / "manifest.json").read_bytes() == manifest          # a rerun changes no file
+    part_path(store, 1).write_bytes(part_path(store, 1).read_bytes()[:100])     # truncated
+    repaired = _cli(*TINY_TRANSFER, "--realisations", "3", cache=tmp_path)
+    assert repaired.returncode == 0
+    assert "matrix_00001.npz is unreadable" in repaired.stderr and "recomputing it" in repaired.stderr
+    assert json.loads(repaired.stdout)["matrix"] == first["matrix"]
+
+
+def test_store_refuses_other_settings_and_parts_that_contradict_it(tmp_path):
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
+    run = run_transfer(settings, 2, store=tmp_path / "s", progress=False)
+    assert run["measurement"].realisations == 2
+    with pytest.raises(ValueError, match="different settings.*n_modes"):
+        run_transfer(TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=32), 2,
+                     store=tmp_path / "s", progress=False)
+    other = run_transfer(TransferSettings(alpha=20, lmax=2, n_theta=3, n_modes=16), 1,
+                         store=tmp_path / "o", progress=False)
+    part_path(tmp_path / "s", 0).write_bytes(part_path(other["store"], 0).read_bytes())
+    with pytest.raises(CorruptRealisationError, match="matrix_00000.npz contradicts the manifest.*alpha"):
+        load_part(tmp_path / "s", 0, settings)

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from qltlib.theory.spectrum import KolmogorovSpectrum, PowerLawSpectrum, WhiteNoiseSpectrum
 from qltlib.particles.turbulence import log_bin_weights, synthesise_turbulence
+from qltlib.theory.spectrum import (
+    KolmogorovSpectrum,
+    PowerLawSpectrum,
+    WhiteNoiseSpectrum,
+)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,13 @@ import numpy as np
 import pytest
 from sympy.physics.wigner import wigner_3j, wigner_6j
 
-from qltlib.theory.angular import (CouplingTables, brute_force_coupling, coupling_tables, wigner3j_zero, wigner6j)
+from qltlib.theory.angular import (
+    CouplingTables,
+    brute_force_coupling,
+    coupling_tables,
+    wigner3j_zero,
+    wigner6j,
+)
 
 
 def test_3j_against_sympy():

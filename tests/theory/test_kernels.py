@@ -32,8 +32,21 @@ import numpy as np
 import pytest
 from scipy import special
 
-from qltlib.theory.kernels import (WavenumberQuadrature, double_time_integral, h_kernel, h_limit, h_table, kappa_matrix, lambda_kernel, spherical_jn_table)
-from qltlib.theory.spectrum import KolmogorovSpectrum, LogFlatSpectrum, WhiteNoiseSpectrum
+from qltlib.theory.kernels import (
+    WavenumberQuadrature,
+    double_time_integral,
+    h_kernel,
+    h_limit,
+    h_table,
+    kappa_matrix,
+    lambda_kernel,
+    spherical_jn_table,
+)
+from qltlib.theory.spectrum import (
+    KolmogorovSpectrum,
+    LogFlatSpectrum,
+    WhiteNoiseSpectrum,
+)
 
 RTOL = 1e-8          # specification §7.1
 LMAX_SUMS = 24       # = 2 l_max with l_max = 12

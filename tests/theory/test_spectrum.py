@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from qltlib.theory.spectrum import (G_INTEGRAL, SPECTRA, Flat3DSpectrum, KolmogorovSpectrum, LogFlatSpectrum, PowerLawSpectrum, TurbulenceSpectrum, WhiteNoiseSpectrum, make_spectrum)
+from qltlib.theory.spectrum import (
+    G_INTEGRAL,
+    SPECTRA,
+    Flat3DSpectrum,
+    KolmogorovSpectrum,
+    LogFlatSpectrum,
+    PowerLawSpectrum,
+    TurbulenceSpectrum,
+    WhiteNoiseSpectrum,
+    make_spectrum,
+)
 from qltlib.units import PAPER_K0, PAPER_K1
 
 ONE_OVER_8PI = 1.0 / (8.0 * math.pi)

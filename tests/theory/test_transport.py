@@ -6,7 +6,12 @@ import pytest
 
 from qltlib.theory.kernels import lambda_kernel
 from qltlib.theory.spectrum import KolmogorovSpectrum, WhiteNoiseSpectrum
-from qltlib.theory.transport import (diagram_matrices, pair_transition_matrix, standard_qlt_rates, steady_state_spectrum)
+from qltlib.theory.transport import (
+    diagram_matrices,
+    pair_transition_matrix,
+    standard_qlt_rates,
+    steady_state_spectrum,
+)
 
 WHITE = WhiteNoiseSpectrum(1e-3, 1e2)
 
@@ -110,7 +115,12 @@ def test_invalid_parameters(bad, match):
 
 # --- issue 11: input outside the theory or the machine -------------------------------------
 
-from qltlib.theory.transport import (ALPHA_MIN_THEORY, check_resources, estimate_resources, theory_domain_violation)
+from qltlib.theory.transport import (
+    ALPHA_MIN_THEORY,
+    check_resources,
+    estimate_resources,
+    theory_domain_violation,
+)
 
 
 def test_small_alpha_keeps_its_digits():
@@ -164,3 +174,23 @@ def test_resources_are_estimated_before_allocating():
             check_resources(WHITE, 50.0, lmax, available_bytes=24 * 2**30)
     with pytest.raises(ValueError, match="would need"):
         check_resources(WHITE, 1e9, 20, available_bytes=24 * 2**30)    # too long
+
+
+def test_estimate_solves_counts_the_tables_once_and_not_when_cached(monkeypatch, tmp_path):
+    """The estimate a command announces (issue 19): Wigner tables are built once per lmax and
+    then read from the disk cache; the kernel is paid per alpha."""
+    from qltlib.theory import angular
+    from qltlib.theory.transport import _table_cost, estimate_solves
+
+    monkeypatch.setenv("QLT_CACHE_DIR", str(tmp_path))
+    lmax = 997                                  # far above any table held in memory
+    assert not angular.tables_cached(lmax)
+    one = estimate_resources(WHITE, 50.0, lmax)
+    table = _table_cost(lmax)[1]
+    three = estimate_solves(WHITE, [50.0, 50.0, 50.0], lmax)
+    assert three.seconds == pytest.approx(table + 3 * (one.seconds - table), rel=1e-12)
+    assert three.memory_bytes == pytest.approx(one.memory_bytes, rel=1e-12)
+    angular._cache_path(lmax).touch()
+    assert angular.tables_cached(lmax)
+    assert estimate_solves(WHITE, [50.0] * 3, lmax).seconds == pytest.approx(
+        3 * (one.seconds - table), rel=1e-12)

@@ -11,16 +11,36 @@ import pytest
 
 from qltlib.observations.fit import TheoryGrid
 from qltlib.particles.settings import SimulationSettings
+from qltlib.particles.statistics import (
+    interval_diffusion,
+    plateau_diffusion,
+    summarize,
+    time_index,
+)
 from qltlib.particles.store import existing_summaries, prepare_output, write_summary
-from qltlib.particles.statistics import summarize
 from qltlib.theory.spectrum import make_spectrum
-from qltlib.theory.transport import standard_qlt_rates
-from qltlib.particles.statistics import interval_diffusion, plateau_diffusion
-from qltlib.theory.transport import time_dependent_spectrum
-from qltlib.validation.simulation_fit import (acceptable_alphas, chi2_profile, diffusion_comparison, fit_simulation, fit_table, resolved_multipoles, simulated_diffusion, time_dependent_comparison)
-from qltlib.validation.convergence import (ensemble_steady_time, convergence_times, ensemble_difference, joint_plateau_fits, plateau_fits, multipole_ratio, steady_time, successive_changes)
+from qltlib.theory.transport import standard_qlt_rates, time_dependent_spectrum
 from qltlib.validation.claims import format_claims, paper_claims
-from qltlib.particles.statistics import time_index
+from qltlib.validation.convergence import (
+    convergence_times,
+    ensemble_difference,
+    ensemble_steady_time,
+    joint_plateau_fits,
+    multipole_ratio,
+    plateau_fits,
+    steady_time,
+    successive_changes,
+)
+from qltlib.validation.simulation_fit import (
+    acceptable_alphas,
+    chi2_profile,
+    diffusion_comparison,
+    fit_simulation,
+    fit_table,
+    resolved_multipoles,
+    simulated_diffusion,
+    time_dependent_comparison,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 K0, K1 = 1e-2, 1e1
@@ -254,6 +274,13 @@ def test_qlt_fit_simulation_prints_the_fit(simulation_dir):
     steady_at, steady = ensemble_steady_time(summarize(simulation_dir))
     assert out["time"] == steady_at and out["notes"][0].startswith("time: the")
     assert ("steady time" in out["notes"][0]) == steady
+    # issue 22: the JSON says which steady time was used, and by which rule
+    assert out["time_choice"] == ("steady time" if steady else "last time")
+    assert out["steady_time"] == (steady_at if steady else None)
+    assert "p >= 0.05" in out["steady_time_rule"]
+    if steady:
+        by_ell = [row for row in out["steady_time_by_ell"] if row["resolved"]]
+        assert max(row["time"] for row in by_ell) == out["steady_time"]
     assert out["lmax_theory"] == LMAX_THEORY and out["amplitude"] == "free"
     low, high = out["alpha"]["interval68"]
     assert low < ALPHA_TRUE < high and out["alpha"]["interval_kind"] == "two-sided"
@@ -266,6 +293,8 @@ def test_qlt_fit_simulation_prints_the_fit(simulation_dir):
 
 @pytest.mark.parametrize("args, message", [
     (["--simulation", "{tmp}"], "not a simulation directory"),
+    (["--simulation", "{tmp}/missing"], "no such directory"),
+    (["--simulation", "{sim}/manifest.json"], "not a directory"),
     (["--simulation", "{sim}", "--time", "7"], "time 7 is not in the simulation"),
     (["--simulation", "{sim}", "--lmax-theory", "100000"], "lmax_theory = 100000"),
     (["--simulation", "{sim}", "--energy-tev", "13"], "--energy-tev applies only to a data fit"),
@@ -538,3 +567,29 @@ def test_steady_time_needs_every_resolved_multipole_steady():
     times = [10.0, 20.0, 40.0, 80.0]
     assert steady_time([row(1, 20.0), row(2, 40.0), row(16, None, resolved=False)], times) == (40.0, True)
     assert steady_time([row(1, None), row(4, 20.0)], times) == (80.0, False)
+
+
+def test_steady_time_report_names_the_rule_and_the_requested_times():
+    """Issue 22 and 19: the steady time with its rule, per multipole, in the times as typed
+    (640, not the 640.0000000000001 the step grid reached)."""
+    from qltlib.validation.convergence import STEADY_TIME_RULE, steady_time_report
+
+    requested = [10.0, 20.0, 40.0, 80.0, 160.0]
+    reached = [t * (1 + 2e-16) + 1e-13 for t in requested]
+    rng = np.random.default_rng(5)
+    n_real, lmax = 40, 3
+    cl = np.ones((n_real, len(requested), lmax + 1))
+    cl[:, :, 1] = [1.0, 2.0, 3.0, 3.0, 3.0]                  # the dipole settles at t = 40
+    cl += 0.01 * rng.normal(size=cl.shape)
+    summary = {"times": reached, "settings": {"times": requested},
+               "per_realisation": {"C_ell": cl, "shot_noise": np.zeros((n_real, len(requested)))}}
+    report = steady_time_report(summary)
+    assert report["steady_time"] == 40.0 and report["last_time"] == 160.0
+    assert report["steady_time_rule"] == STEADY_TIME_RULE
+    rows = {row["ell"]: row for row in report["steady_time_by_ell"]}
+    assert set(rows) == {1, 2} and rows[1]["time"] == 40.0 and rows[2]["time"] == 10.0
+    assert rows[1]["late_time"] == 160.0 and rows[1]["p_value"] >= 0.05
+    assert ensemble_steady_time(summary) == (pytest.approx(40.0, rel=1e-12), True)
+    # never steady: null, and the last time is the fallback
+    cl[:, :, 1] = np.linspace(1.0, 5.0, len(requested)) + 0.01 * rng.normal(size=(n_real, 5))
+    assert steady_time_report(summary)["steady_time"] is None
