@@ -280,11 +280,21 @@ class TransferSettings:
         return dataclasses.asdict(self)
 
 
-def measure_realisation(settings: TransferSettings, index: int, field=None) -> np.ndarray:
-    """``M_{l l0}`` of realisation ``index``, rows ``l = 0..n_theta-1``, columns ``l0 = 0..L``.
+def track_grid(settings: TransferSettings, index: int, field=None) -> tuple:
+    """Back-track one particle per grid node of realisation ``index`` for ``Delta T``.
 
-    ``field`` replaces the synthesised turbulence (any :class:`~qltlib.particles.turbulence.PlaneWaveTurbulence`,
-    e.g. :func:`~qltlib.particles.turbulence.uniform_field` in the tests).
+    The test particles shared by :func:`measure_realisation` and :mod:`qltlib.particles.one_step`.
+
+    Returns
+    -------
+    (grid, delta_r, final_directions)
+        The :class:`SphereGrid`, the displacements ``Delta r = r(t - Delta T) - r_sun``
+        (``(n_particles, 3)``, units ``r_g``) and the unit momentum directions ``p'`` at
+        ``t - Delta T`` (``-velocities``, renormalised).
+
+    ``field`` replaces the synthesised turbulence (any
+    :class:`~qltlib.particles.turbulence.PlaneWaveTurbulence`, e.g.
+    :func:`~qltlib.particles.turbulence.uniform_field` in the tests).
     """
     from .settings import realisation_seed
     from .tracking import (
@@ -300,6 +310,13 @@ def measure_realisation(settings: TransferSettings, index: int, field=None) -> n
                       resync_every=settings.resync_every, precision=settings.precision)
     final = -track.velocities[-1]                  # momentum direction at t - Delta T
     final /= np.linalg.norm(final, axis=1)[:, None]
+    return grid, track.positions[-1], final
+
+
+def measure_realisation(settings: TransferSettings, index: int, field=None) -> np.ndarray:
+    """``M_{l l0}`` of realisation ``index``, rows ``l = 0..n_theta-1``, columns ``l0 = 0..L``
+    (``field``: as in :func:`track_grid`)."""
+    grid, _, final = track_grid(settings, index, field)
     return transfer_matrix_from_directions(grid, final, settings.lmax)
 
 

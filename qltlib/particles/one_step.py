@@ -1,0 +1,322 @@
+"""The exact one-step recursion of the back-tracked anisotropy (issue 21).
+
+Recursion (derivation: ``scratch/one_step_derivation.md``)
+-----------------------------------------------------------
+A particle that arrives at the observer with momentum direction ``p`` is back-tracked for
+``Delta T``: it was at ``Delta r_1(p)`` with momentum ``p'(p)`` at ``t - Delta T``
+(:func:`qltlib.transfer.track_grid`). The displacement over the whole time ``t`` splits exactly,
+
+    Delta r(p, t) = Delta r_1(p) + Delta r'(p', t - Delta T),
+
+where ``Delta r'`` is the displacement of a particle that arrives at ``Delta r_1`` with momentum
+``p'`` at ``t - Delta T``, back-tracked for ``t - Delta T``. The map ``dI = G . Delta r`` then
+obeys, averaged over the turbulence and over the direction of ``G`` (``|G| = 1/r_g``; the mean
+over ``G`` along ``x, y, z`` equals the isotropic mean for these quadratic quantities),
+
+    C_l(t) = sum_{l0} M_{l l0}(Delta T) C_{l0}(t - Delta T) + S_l(Delta T) + m(t - Delta T) X_l(Delta T),   (R1)
+    m(t)   = m_1 + P_1 m(t - Delta T),                                                                    (R2)
+
+with ``M`` the pair transition matrix of :mod:`qltlib.transfer`, ``S_l`` the angular power of the
+map ``G . Delta r_1``, ``X_l`` twice the cross power of the maps ``G . Delta r_1`` and ``G . p'``,
+``m_1 = <p . Delta r_1>`` and ``P_1 = <p . p'>``. ``m(t) = <p . Delta r(p, t)>`` is the mean
+displacement along the arrival direction; with ``Delta r = r(t - T) - r_sun`` it is negative, and
+``m(t) = -(1/2) d<|Delta r|^2>/dt``, so the diffusion coefficient is ``K = -m_inf / 3`` (R4). The
+steady state on ``l = 1..L`` is
+
+    m_inf = m_1 / (1 - P_1),   C_inf = (1 - M)^{-1} (S + m_inf X).                                  (R3)
+
+Closure (the only approximation): the field met on the remaining path is independent of the
+first step, and the pair's remaining correlation is that of two particles starting from one
+point (the separation ``|Delta r_1(p) - Delta r_1(q)|`` is dropped); ``M_{l0}`` vanishes for
+``l >= 1`` (the monopole feeds nothing). The recursion is exact without turbulence (ballistic
+motion) and for a uniform field of fixed strength whose direction is drawn anew for every step.
+
+Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l``, ``S_l``, ``X_l`` in ``(r_g |G|)^2``
+(numbers for ``|G| = 1/r_g``), ``m`` in ``r_g``, ``K`` in ``r_g c``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .transfer import (
+    TransferSettings,
+    harmonic_power,
+    track_grid,
+    transfer_matrix_from_directions,
+)
+
+#: Names of the per-realisation arrays of :class:`OneStepMeasurement` (the content of its files).
+ARRAYS = ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")
+
+
+def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
+    """The one-step terms of one map ``p -> (Delta r_1, p')`` given at the grid directions.
+
+    Parameters
+    ----------
+    grid : qltlib.transfer.SphereGrid
+        ``delta_r[i]``, ``final_directions[i]`` belong to ``grid.directions[i]``.
+    delta_r : array_like, shape (n_theta * n_phi, 3)
+        Displacement ``Delta r_1 = r(t - Delta T) - r_sun`` (units ``r_g``).
+    final_directions : array_like, shape (n_theta * n_phi, 3)
+        Unit momentum directions ``p'`` at ``t - Delta T``.
+    lmax : int
+        Largest ``l0`` of the transition matrix ``L``.
+
+    Returns
+    -------
+    dict
+        ``matrix`` ``M_{l l0}`` (rows ``l = 0..n_theta-1``, columns ``l0 = 0..L``); ``source``
+        ``S_l`` and ``cross`` ``X_l`` (``l = 0..n_theta-1``); ``m1 = <p . Delta r_1>``,
+        ``p1 = <p . p'>`` and ``msd1 = <|Delta r_1|^2>`` (solid-angle means over ``p``).
+
+    Notes
+    -----
+    (R1)-(R2) of the module docstring. With ``a_i = Delta r_{1,i}`` and ``c_i = p'_i`` the maps of
+    ``G`` along axis ``i`` (``|G| = 1``),
+
+        S_l = (1/3) sum_i P_l[a_i] / (2l+1),
+        X_l = (2/3) sum_i (P_l[a_i + c_i] - P_l[a_i - c_i]) / (4 (2l+1)),
+
+    ``P_l[f] = sum_m |f_{lm}|^2`` (:func:`qltlib.transfer.harmonic_power`): the polarisation
+    identity gives the cross power ``sum_m Re(a_{lm} c*_{lm})``.
+    """
+    d = np.asarray(delta_r, dtype=float).reshape(-1, 3)
+    q = np.asarray(final_directions, dtype=float).reshape(-1, 3)
+    rows = grid.lmax_exact
+    maps = np.concatenate([d.T, (d + q).T, (d - q).T])            # (9, P)
+    power = harmonic_power(grid, maps, rows)                      # (9, rows+1): (2l+1) C_l
+    two_l1 = 2 * np.arange(rows + 1) + 1.0
+    source = power[0:3].sum(axis=0) / (3 * two_l1)
+    cross = 2 * (power[3:6] - power[6:9]).sum(axis=0) / (12 * two_l1)
+    w = grid.weights / (4 * math.pi)
+    p = grid.directions
+    return {"matrix": transfer_matrix_from_directions(grid, q, lmax),
+            "source": source, "cross": cross,
+            "m1": float(w @ np.sum(p * d, axis=1)), "p1": float(w @ np.sum(p * q, axis=1)),
+            "msd1": float(w @ np.sum(d * d, axis=1))}
+
+
+def measure_step_realisation(settings: TransferSettings, index: int, field=None) -> dict:
+    """:func:`step_terms` of realisation ``index``: the test particles of
+    :func:`qltlib.transfer.measure_realisation` (same grid, field and integrator).
+
+    ``field`` replaces the synthesised turbulence (e.g. :func:`~qltlib.turbulence.uniform_field`).
+    The result also holds ``seconds``, the wall time of tracking and analysis.
+    """
+    start = time.perf_counter()
+    grid, delta_r, final = track_grid(settings, index, field)
+    terms = step_terms(grid, delta_r, final, settings.lmax)
+    terms["seconds"] = time.perf_counter() - start
+    return terms
+
+
+# ---------------------------------------------------------------------------------------------
+# the recursion and its steady state
+# ---------------------------------------------------------------------------------------------
+
+def mean_recursion(m1: float, p1: float, n_steps: int) -> np.ndarray:
+    """``m(n Delta T)`` for ``n = 0..n_steps`` from (R2), ``m(0) = 0``.
+
+    Notes
+    -----
+    ``m(n Delta T) = m_1 (1 - P_1^n) / (1 - P_1)``; iterated here so that ``P_1 = 1`` (ballistic
+    motion: ``m = -t``) needs no special case.
+    """
+    out = np.zeros(int(n_steps) + 1)
+    for n in range(int(n_steps)):
+        out[n + 1] = m1 + p1 * out[n]
+    return out
+
+
+def one_step_recursion(matrix, source, cross, m1: float, p1: float, n_steps: int) -> tuple:
+    """Iterate (R1)-(R2) from ``C(0) = 0``, ``m(0) = 0``.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (L, L)
+        ``M_{l l0}`` on ``l, l0 = 1..L``.
+    source, cross : array_like, shape (L,)
+        ``S_l``, ``X_l`` on ``l = 1..L``.
+    m1, p1 : float
+    n_steps : int
+
+    Returns
+    -------
+    (C, m) : ndarrays, shapes (n_steps+1, L) and (n_steps+1,)
+        ``C_l(n Delta T)`` and ``m(n Delta T)``.
+    """
+    mat = np.asarray(matrix, dtype=float)
+    s = np.asarray(source, dtype=float)
+    x = np.asarray(cross, dtype=float)
+    m = mean_recursion(m1, p1, n_steps)
+    c = np.zeros((int(n_steps) + 1, mat.shape[0]))
+    for n in range(int(n_steps)):
+        c[n + 1] = mat @ c[n] + s + m[n] * x
+    return c, m
+
+
+def one_step_steady_state(matrix, source, cross, m1: float, p1: float) -> dict:
+    """Fixed point (R3) of :func:`one_step_recursion`, and ``K`` (R4).
+
+    Returns
+    -------
+    dict
+        ``C`` (``l = 1..L``), ``m_inf = m_1/(1 - P_1)`` (``r_g``) and ``K = -m_inf/3`` (``r_g c``).
+    """
+    mat = np.asarray(matrix, dtype=float)
+    m_inf = m1 / (1.0 - p1)
+    rhs = np.asarray(source, dtype=float) + m_inf * np.asarray(cross, dtype=float)
+    return {"C": np.linalg.solve(np.eye(mat.shape[0]) - mat, rhs), "m_inf": m_inf, "K": -m_inf / 3.0}
+
+
+def jackknife(values, statistic) -> tuple:
+    """Leave-one-out jackknife of ``statistic`` over the first axis of every array in ``values``.
+
+    Parameters
+    ----------
+    values : dict of ndarrays
+        Per-realisation arrays (first axis: realisation).
+    statistic : callable
+        ``statistic(means)`` with ``means`` the dict of means over realisations; returns an array.
+
+    Returns
+    -------
+    (estimate, error, covariance)
+        ``statistic`` of the full means, its jackknife standard error and covariance
+        ``(n-1)/n sum_i (theta_i - theta_bar)(theta_i - theta_bar)^T``.
+    """
+    n = len(next(iter(values.values())))
+    full = np.atleast_1d(np.asarray(statistic({k: v.mean(axis=0) for k, v in values.items()}), dtype=float))
+    if n < 2:
+        nan = np.full(full.shape, np.nan)
+        return full, nan, np.full(full.shape * 2, np.nan)
+    sums = {k: v.sum(axis=0) for k, v in values.items()}
+    loo = np.array([np.atleast_1d(np.asarray(statistic({k: (sums[k] - v[i]) / (n - 1)
+                                                        for k, v in values.items()}), dtype=float))
+                    for i in range(n)])
+    dev = loo - loo.mean(axis=0)
+    cov = (n - 1) / n * dev.T @ dev
+    return full, np.sqrt(np.diag(cov)), cov
+
+
+# ---------------------------------------------------------------------------------------------
+# ensembles
+# ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OneStepMeasurement:
+    """Per-realisation one-step terms at one ``Delta T``.
+
+    Attributes
+    ----------
+    settings : qltlib.transfer.TransferSettings
+    matrix : ndarray, shape (R, n_theta, L+1)
+    source, cross : ndarray, shape (R, n_theta)
+    m1, p1, msd1, seconds : ndarray, shape (R,)
+    indices : ndarray of int, shape (R,)
+        Realisation numbers (seeds as in :mod:`qltlib.simulate`).
+    """
+
+    settings: TransferSettings
+    matrix: np.ndarray
+    source: np.ndarray
+    cross: np.ndarray
+    m1: np.ndarray
+    p1: np.ndarray
+    msd1: np.ndarray
+    seconds: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def realisations(self) -> int:
+        return int(self.m1.shape[0])
+
+    def _values(self, lmax: int) -> dict:
+        sl = slice(1, lmax + 1)
+        return {"matrix": self.matrix[:, sl, sl], "source": self.source[:, sl], "cross": self.cross[:, sl],
+                "m1": self.m1, "p1": self.p1}
+
+    def _lmax(self, lmax):
+        lmax = self.settings.lmax if lmax is None else int(lmax)
+        if not 1 <= lmax <= self.settings.lmax:
+            raise ValueError(f"lmax must lie in 1..{self.settings.lmax}, got {lmax}")
+        return lmax
+
+    def means(self, lmax: int | None = None) -> dict:
+        """Ensemble means of ``M`` (``l, l0 = 1..lmax``), ``S``, ``X`` (``l = 1..lmax``), ``m1``, ``p1``."""
+        return {k: v.mean(axis=0) for k, v in self._values(self._lmax(lmax)).items()}
+
+    def steady_state(self, lmax: int | None = None) -> dict:
+        """(R3)-(R4) from the ensemble means, with jackknife errors over realisations.
+
+        Returns
+        -------
+        dict
+            ``ell`` (``1..lmax``), ``C``, ``C_err``, ``C_cov`` (jackknife covariance), ``K``,
+            ``K_err``, ``m_inf``, ``m_inf_err``.
+        """
+        lmax = self._lmax(lmax)
+
+        def stat(m):
+            out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"])
+            return np.concatenate([out["C"], [out["K"], out["m_inf"]]])
+
+        est, err, cov = jackknife(self._values(lmax), stat)
+        return {"ell": np.arange(1, lmax + 1), "C": est[:lmax], "C_err": err[:lmax],
+                "C_cov": cov[:lmax, :lmax], "K": float(est[lmax]), "K_err": float(err[lmax]),
+                "m_inf": float(est[lmax + 1]), "m_inf_err": float(err[lmax + 1])}
+
+    def recursion(self, n_steps: int, lmax: int | None = None) -> tuple:
+        """:func:`one_step_recursion` with the ensemble means: ``(times, C, m)``."""
+        m = self.means(lmax)
+        c, mean = one_step_recursion(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"], n_steps)
+        return self.settings.delta_t * np.arange(int(n_steps) + 1), c, mean
+
+    def save(self, path) -> None:
+        """Compressed ``.npz``: settings (JSON) and the per-realisation arrays as float32."""
+        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in ARRAYS}
+        np.savez_compressed(path, settings=json.dumps(self.settings.as_dict()),
+                            indices=np.asarray(self.indices, dtype=np.int32), **arrays)
+
+
+def load_one_step(path) -> OneStepMeasurement:
+    """Read a file written by :meth:`OneStepMeasurement.save` (arrays as float64)."""
+    with np.load(path) as data:
+        settings = TransferSettings(**json.loads(str(data["settings"])))
+        return OneStepMeasurement(settings=settings, indices=data["indices"].astype(int),
+                                  **{name: data[name].astype(float) for name in ARRAYS})
+
+
+def from_realisations(settings: TransferSettings, results, indices) -> OneStepMeasurement:
+    """Stack :func:`measure_step_realisation` results of realisations ``indices``."""
+    results = list(results)
+    return OneStepMeasurement(settings=settings, indices=np.asarray(list(indices), dtype=int),
+                              **{name: np.array([r[name] for r in results], dtype=float) for name in ARRAYS})
+
+
+def measure_one_step(settings: TransferSettings, n_realisations: int, first: int = 0) -> OneStepMeasurement:
+    """Measure the one-step terms on realisations ``first .. first + n_realisations - 1``."""
+    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
+        raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
+    indices = range(int(first), int(first) + int(n_realisations))
+    return from_realisations(settings, [measure_step_realisation(settings, i) for i in indices], indices)
+
+
+def combine(measurements) -> OneStepMeasurement:
+    """Pool measurements of the same settings (realisations must not repeat)."""
+    measurements = list(measurements)
+    first = measurements[0]
+    if any(m.settings != first.settings for m in measurements):
+        raise ValueError("cannot combine measurements with different settings")
+    indices = np.concatenate([m.indices for m in measurements])
+    if len(set(indices.tolist())) != len(indices):
+        raise ValueError("the measurements share realisations")
+    return OneStepMeasurement(settings=first.settings, indices=indices,
+                              **{name: np.concatenate([getattr(m, name) for m in measurements])
+                                 for name in ARRAYS})
