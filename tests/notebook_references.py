@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
+from import_graph import import_graph, reachable
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER_DIR = ROOT / "chapters"
@@ -64,19 +64,14 @@ def imported_qltlib_modules(chapter: Path) -> list[str]:
 
 
 def tracks_particles(chapter: Path) -> bool:
-    """Whether importing the chapter's ``qltlib`` modules loads :data:`TRACKING_MODULE`.
+    """Whether the chapter's ``qltlib`` imports can reach :data:`TRACKING_MODULE`.
 
-    Imports run in a fresh interpreter, so modules loaded by other chapters do not count.
+    Read from the source, function-local imports included: the modules that integrate
+    trajectories import the compiled kernel only where they do, so importing them does not
+    load it.
     """
-    modules = imported_qltlib_modules(chapter)
-    if not modules:
-        return False
-    probe = "import importlib, sys\n" + "".join(
-        f"importlib.import_module({m!r})\n" for m in modules
-    ) + f"print({TRACKING_MODULE!r} in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            cwd=ROOT, check=True)
-    return result.stdout.strip() == "True"
+    graph = import_graph()
+    return TRACKING_MODULE in reachable(graph, imported_qltlib_modules(chapter))
 
 
 def particle_tracking_references() -> list[Path]:

@@ -6,41 +6,10 @@ its own layer and the layers below, never from a layer above; function-local imp
 """
 from __future__ import annotations
 
-import ast
-from pathlib import Path
+from import_graph import import_graph, qltlib_modules
 
-PACKAGE = Path(__file__).resolve().parents[1] / "qltlib"
 LAYERS = ["", "theory", "particles", "observations", "validation", "cli"]
 MAX_LINES = 700
-
-
-def _modules() -> dict:
-    """``{dotted name: path}`` of every module of qltlib."""
-    out = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        out[name] = path
-    return out
-
-
-def _imports(name: str, path: Path, known: set) -> set:
-    """qltlib modules imported anywhere in a module (relative imports resolved)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")[:len(package.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:      # `from . import x` may import a module
-                candidate = f"{target}.{alias.name}"
-                found.add(candidate if candidate in known else target)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-    return {m for m in found if m in known and m != name}
 
 
 def _layer(name: str) -> int:
@@ -50,8 +19,7 @@ def _layer(name: str) -> int:
 
 
 def _graph() -> dict:
-    modules = _modules()
-    return {name: _imports(name, path, set(modules)) for name, path in modules.items()}
+    return import_graph()
 
 
 def test_no_module_imports_from_a_higher_layer():
@@ -80,7 +48,7 @@ def test_no_import_cycle():
 
 
 def test_modules_stay_small():
-    long = {name: n for name, path in _modules().items()
+    long = {name: n for name, path in qltlib_modules().items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
 

@@ -3,6 +3,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,13 +61,22 @@ def test_icecube_loads_with_all_energies_and_multipoles():
     assert first.cl_tilde[0] == pytest.approx(3.84e-8)      # first row of the CSV, unchanged
 
 
-def test_data_copies_are_byte_identical_to_the_shared_originals():
-    if not SHARED_DATA.is_dir():
-        pytest.skip("shared data directory not present")
-    for name in ("icecube12yr_pseudoCl_vs_l_digitised.csv", "icecube12yr_crosscheck_gif_vs_png.csv"):
-        ours = hashlib.sha256((DATA_DIR / "icecube_12yr" / name).read_bytes()).hexdigest()
-        theirs = hashlib.sha256((SHARED_DATA / name).read_bytes()).hexdigest()
-        assert ours == theirs, name
+def _recorded_digests() -> dict:
+    """``{file name: SHA-256}`` as recorded in the data set's README (its provenance)."""
+    text = (DATA_DIR / "icecube_12yr" / "README.md").read_text()
+    return {name: digest for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", text, re.M)}
+
+
+def test_data_files_are_the_recorded_copies_of_the_shared_originals():
+    """The copies match the SHA-256 their README records; where the shared source material is
+    present (``../shared/data`` or ``$QLT_SHARED_DATA``), the originals match them too."""
+    recorded = _recorded_digests()
+    assert set(recorded) == {"icecube12yr_pseudoCl_vs_l_digitised.csv",
+                             "icecube12yr_crosscheck_gif_vs_png.csv"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((DATA_DIR / "icecube_12yr" / name).read_bytes()).hexdigest() == digest
+        if SHARED_DATA.is_dir():
+            assert hashlib.sha256((SHARED_DATA / name).read_bytes()).hexdigest() == digest, name
 
 
 def test_registry_lists_icecube_and_names_the_missing_data_sets():
