@@ -12,15 +12,15 @@ Foundations (imported by every pillar)
     (h_l, Lambda_l, kappa), :mod:`~qltlib.theory.angular` (Wigner tables, diagram matrix
     elements), :mod:`~qltlib.theory.transport` (standard-QLT rates, pair transition matrix,
     steady state).
-:mod:`qltlib.particles` -- test particles (chapters 7 and 8)
+:mod:`qltlib.particles` -- test particles (chapters 7, 8 and 9)
     turbulence, tracking, the ensemble runner, its store and statistics, the measured
-    transition matrix.
-:mod:`qltlib.observations` -- data (chapter 9)
+    transition matrix, the one-step recursion.
+:mod:`qltlib.observations` -- data (chapter 10)
     :mod:`~qltlib.observations.data` (registry and loader), :mod:`~qltlib.observations.sky`
     (partial-sky pseudo-C_l), :mod:`~qltlib.observations.fit` (likelihood fit).
 :mod:`qltlib.validation` -- theory against test particles
     :mod:`~qltlib.validation.simulation_fit`, :mod:`~qltlib.validation.convergence`,
-    :mod:`~qltlib.validation.claims`.
+    :mod:`~qltlib.validation.claims`, :mod:`~qltlib.validation.one_step_check` (chapter 9).
 :mod:`qltlib.cli` -- the ``qlt`` command
     one module per sub-command, :mod:`~qltlib.cli.main` the entry point.
 """

@@ -215,9 +215,27 @@ for (const e of article.querySelectorAll('pre, mjx-container[display="true"], di
                       text: e.textContent.trim().replace(/\s+/g, ' ').slice(0, 80)});
   }
 }
+// words of text broken across lines inside a table cell ("Foun datio ns"): a word laid out on
+// two lines has client rects on two lines (code, which may break anywhere, is left out)
+const brokenWords = [];
+for (const cell of article.querySelectorAll('td, th')) {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest('code, pre, mjx-container, .math')) continue;
+    for (const m of node.textContent.matchAll(/[^\s\u200b-]+/g)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                           .map(r => Math.round(r.top)));
+      if (tops.size > 1) brokenWords.push(m[0]);
+    }
+  }
+}
 const widths = {scrollWidth: document.documentElement.scrollWidth,
                 clientWidth: document.documentElement.clientWidth,
-                articleRight: Math.round(articleRight), overflowing: overflowing};
+                articleRight: Math.round(articleRight), overflowing: overflowing,
+                brokenWords: brokenWords};
 let mathjax = null;
 if (window.MathJax && MathJax.startup && MathJax.startup.document) {
   const items = [...MathJax.startup.document.math];
@@ -438,6 +456,8 @@ def test_page_renders(page, driver, server):
         problems.append(f"<{e['element']}> needs horizontal scrolling ({e['scrollWidth']} px in "
                         f"{e['clientWidth']} px, right edge {e['right']} px, article ends at "
                         f"{widths['articleRight']} px): {e['text']!r}")
+    if widths["brokenWords"]:
+        problems.append(f"words broken across lines inside a table: {widths['brokenWords'][:10]}")
     assert info["screenshot"].is_file()
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 

@@ -5,9 +5,11 @@
 Simulated steady C_l of the long test-particle ensemble (100 realisations, Omega t = 640) against
 the analytic steady state of first-order QLT fitted with the amplitude free (solid) and fixed by
 the simulated diffusion coefficient (dashed), for three truncations lmax, as in chapter 7's
-figure ``fig-validation-fig1`` (without its alpha = 50 line, which needs the theory). Reads
-``data/simulation/white_k0-1e-3_k1-1e2_t1280/`` and ``data/simulation/steady_comparison.json``;
-takes a few seconds.
+figure ``fig-validation-fig1`` (without its alpha = 50 line, which needs the theory), and the
+steady state of the one-step recursion of chapter 9 (no free parameter; not yet validated: it
+depends on the step) at alpha = 1600 on the 68-ring grid, with its jackknife errors. Reads
+``data/simulation/white_k0-1e-3_k1-1e2_t1280/``, ``data/simulation/steady_comparison.json`` and
+``data/one_step/white_alpha1600_grid68.npz``; takes a few seconds.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from qltlib.paths import DATA_DIR  # noqa: E402
+from qltlib.particles.one_step import load_one_step  # noqa: E402
 from qltlib.particles.statistics import summarize  # noqa: E402
+from qltlib.validation.one_step_check import simulation_reference, steady_comparison  # noqa: E402
 from qltlib.plotting import readable_log_axes  # noqa: E402
 
 OUT = ROOT / "docs" / "headline.png"
@@ -50,6 +54,12 @@ def headline_figure(out: Path = OUT) -> Path:
                     color=f"C{j + 1}", ls="-" if free else "--",
                     label=f"QLT, lmax {lmax_theory}, amplitude "
                           f"{'free' if free else 'from K'}: $\\alpha$ = {row['alpha']:.0f}")
+    one_step = steady_comparison(load_one_step(DATA_DIR / "one_step" / "white_alpha1600_grid68.npz"),
+                                 simulation_reference(long_run))
+    ax.errorbar(np.arange(1, len(one_step["C"]) + 1), one_step["C"], one_step["C_err"], fmt="s",
+                ms=3, color="k", mfc="none",
+                label=f"one-step recursion, $\\alpha$ = {one_step['alpha']:.0f}, no free parameter "
+                      f"(not yet validated)")
     shown = (ell >= 1) & (ell <= 40) & (cl_err < cl)
     ax.errorbar(ell[shown], cl[shown], cl_err[shown], fmt="o", ms=4, color="C0",
                 label=f"test particles, $\\Omega t$ = {white['fit_time']:.0f} "
@@ -59,7 +69,8 @@ def headline_figure(out: Path = OUT) -> Path:
     ax.set_ylim(1e-2, 1e4)
     ax.set_xlabel(r"multipole $\ell$")
     ax.set_ylabel(r"$C_\ell$ [$(r_g|\mathbf{G}|)^2$]")
-    ax.set_title("Steady small-scale power: test particles against first-order QLT", fontsize=10)
+    ax.set_title("Steady small-scale power: test particles, first-order QLT, one-step recursion",
+                 fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     readable_log_axes(fig)

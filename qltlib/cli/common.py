@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -127,3 +128,45 @@ def one_line_error(command: str, message: str) -> int:
     first_line = " ".join(message.split())   # a message from a library may span lines
     sys.stderr.write(f"qlt {command}: error: {first_line}\n")
     return 2
+
+
+def reporter(command: str):
+    """``report`` callable of a long command: one line ``qlt COMMAND: ...`` on stderr, flushed."""
+    return lambda line: stderr_note(command, line)
+
+
+def finished_parts(store) -> int:
+    """Finished realisations in a part store, counted without importing the particle modules
+    (an interrupt may have hit that very import)."""
+    return len(list(Path(store).glob("matrix_[0-9][0-9][0-9][0-9][0-9].npz"))) if store else 0
+
+
+def part_store_command(command: str, args, body) -> int:
+    """Run ``body(args, where)`` of a long command that keeps its realisations in a part store.
+
+    ``body`` sets ``where["store"]`` as soon as it knows the store. Ctrl-C at any moment, from the
+    imports on, ends with one line on stderr and exit status 130; a worker that dies ends with
+    one line and exit status 1; both say how many finished realisations the store keeps (the
+    same command resumes).
+    """
+    where = {"store": getattr(args, "store", None)}
+
+    def kept():
+        store = where["store"]
+        return (f"{finished_parts(store)} finished realisations kept in {store}" if store
+                else "nothing finished yet")
+
+    try:
+        return body(args, where)
+    except KeyboardInterrupt:
+        print(f"qlt {command}: interrupted; {kept()} (rerun the same command to resume)",
+              file=sys.stderr)
+        return 130
+    except Exception as exc:
+        from ..particles.runner import WorkerError
+
+        if not isinstance(exc, WorkerError):
+            raise
+        # not the input's fault: exit 1, still one line
+        print(f"qlt {command}: error: {exc} ({kept()})", file=sys.stderr)
+        return 1

@@ -122,26 +122,63 @@ def _kg2_keys(meaning: str) -> tuple:
     )
 
 
+_QLT = "--method qlt"
+_TRANSFER = "--method transfer"
+
 _SPECTRUM = OutputTable(
     "qlt spectrum",
-    "The steady-state angular power spectrum of quasi-linear theory (paper eq. 3.7).",
+    "The steady-state angular power spectrum: of quasi-linear theory (paper eq. 3.7; --method "
+    "qlt, the default) or of the exact one-step recursion with every term measured by test "
+    "particles (--method transfer; not yet validated).",
     (
         Key("ell", "multipoles l = 1..lmax (no monopole); C_ell[j] is multipole ell[j] = j + 1"),
-        Key("C_ell", "steady-state C_l, dimensionless (power of the relative intensity), for "
-                     "the gradient settings.kg2"),
-        Key("K", "diffusion coefficient 1/(3 nu_1) of the same transition matrix, r_g c"),
-        Key("nu_1", "single-particle dipole relaxation rate, units Omega = c/r_g"),
+        Key("C_ell", "steady-state C_l. --method qlt: dimensionless (power of the relative "
+                     "intensity), for the gradient settings.kg2; --method transfer: the power "
+                     "of dI = Delta r . G with |G| = 1/r_g, (r_g |G|)^2, as qlt summarize"),
+        Key("K", "diffusion coefficient, r_g c. --method qlt: 1/(3 nu_1) of the same transition "
+                 "matrix; --method transfer: predicted, -m_inf/3 with m_inf = m1/(1 - P1) of the "
+                 "one-step recursion"),
+        Key("nu_1", "single-particle dipole relaxation rate, units Omega = c/r_g", when=_QLT),
+        Key("C_ell_err", "jackknife standard error of C_ell over the field realisations, "
+                         "(r_g |G|)^2", when=_TRANSFER),
+        Key("K_err", "jackknife standard error of K over the field realisations, r_g c",
+            when=_TRANSFER),
+        Key("method", "the string \"transfer\"", when=_TRANSFER),
+        Key("realisations", "field realisations measured (verified parts of the store)",
+            when=_TRANSFER),
+        Key("notes", "one line per caveat: not yet validated, the dependence on alpha, the "
+                     "units of C_ell; C_l or K not positive; a standard error above 10 per "
+                     "cent at l <= 8", when=_TRANSFER),
+        Key("store", "the part store (--store, or a cache directory keyed by the settings, "
+                     "shared with qlt transfer)", when=_TRANSFER),
+        Key("written", "number of realisations measured by this run", when=_TRANSFER),
+        Key("skipped", "number of verified realisations found in the store and not measured "
+                       "again", when=_TRANSFER),
+        Key("wall_seconds", "wall time, s", when=_TRANSFER),
         Key("settings", "the inputs"),
         Key("settings.spectrum", "shape of the turbulence spectrum g(k)"),
         Key("settings.k0", "smallest wavenumber of the band, 1/r_g"),
         Key("settings.k1", "largest wavenumber of the band, 1/r_g"),
         Key("settings.index", "power-law index of g(k) (0 white, -5/3 kolmogorov, -1 logflat, "
                               "2 flat3d)"),
-        Key("settings.alpha", "alpha = k1 c Delta T, dimensionless (accepted: >= 10)"),
-        Key("settings.lmax", "truncation of the steady-state system"),
-        Key("settings.kg2", "K|G|^2, c k0"),
-        Key("settings.coupling", "true: pair diagrams 1c included; false: diagrams 0 and 1a only"),
-        Key("settings.source", "source factor s_1/(K|G|^2): derived (8 pi/3) or paper (8 pi/9)"),
+        Key("settings.alpha", "alpha = k1 c Delta T, dimensionless (--method qlt accepts >= 10)"),
+        Key("settings.lmax", "truncation of the steady-state system (--method transfer: L of "
+                             "the recursion, l, l0 = 1..L)"),
+        Key("settings.kg2", "K|G|^2, c k0", when=_QLT),
+        Key("settings.coupling", "true: pair diagrams 1c included; false: diagrams 0 and 1a only",
+            when=_QLT),
+        Key("settings.source", "source factor s_1/(K|G|^2): derived (8 pi/3) or paper (8 pi/9)",
+            when=_QLT),
+        Key("settings.n_theta", "Gauss-Legendre rings of the test particles' grid", when=_TRANSFER),
+        Key("settings.n_particles", "test particles per realisation, 2 n_theta^2", when=_TRANSFER),
+        Key("settings.n_modes", "plane waves per field realisation", when=_TRANSFER),
+        Key("settings.seed", "ensemble seed; realisation i uses SeedSequence(seed, "
+                             "spawn_key=(i,))", when=_TRANSFER),
+        Key("settings.step_fraction", "time step as a fraction of min(1/k_max, r_g)",
+            when=_TRANSFER),
+        Key("settings.resync_every", "steps between exact phase re-synchronisations",
+            when=_TRANSFER),
+        Key("settings.precision", "working precision of the per-mode arithmetic", when=_TRANSFER),
         Key("settings.delta_t", "the step Delta T = alpha/(c k1), 1/Omega"),
         Key("settings.units", "these units, as text"),
     ),

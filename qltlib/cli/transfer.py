@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 from ..particles.tracking_defaults import DEFAULT_STEP_FRACTION
 from ..theory.spectrum import SPECTRA
 from ..units import PAPER_K0, PAPER_K1
+from .common import part_store_command, reporter
 from .outputs import epilog
 
 
@@ -26,11 +26,6 @@ def _grid_rings(text: str):
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--grid must be 'auto' or an integer, got {text!r}") from None
-
-
-def _finished_parts(store) -> int:
-    # counted without importing the particle modules: the interrupt may have hit that import
-    return len(list(Path(store).glob("matrix_[0-9][0-9][0-9][0-9][0-9].npz"))) if store else 0
 
 
 def _check_out_file(out) -> None:
@@ -55,22 +50,12 @@ def cmd_transfer(args) -> int:
     Ctrl-C at any moment, from the imports on, ends with one line on stderr and exit code 130;
     the finished realisations stay in the part store and the same command resumes.
     """
-    where = {"store": args.store}
-    try:
-        return _transfer(args, where)
-    except KeyboardInterrupt:
-        store = where["store"]
-        kept = f"{_finished_parts(store)} finished realisations kept in {store}" if store else \
-            "nothing finished yet"
-        print(f"qlt transfer: interrupted; {kept} (rerun the same command to resume)",
-              file=sys.stderr)
-        return 130
+    return part_store_command("transfer", args, _transfer)
 
 
 def _transfer(args, where: dict) -> int:
     if args.out is not None:
         _check_out_file(args.out)
-    from ..particles.runner import WorkerError
     from ..particles.transfer import TransferSettings
     from ..particles.transfer_run import default_store, run_transfer
 
@@ -79,15 +64,8 @@ def _transfer(args, where: dict) -> int:
                                 step_fraction=args.step_fraction, precision=args.precision)
     where["store"] = store = args.store or str(default_store(settings))
     start = time.perf_counter()
-    try:
-        run = run_transfer(settings, args.realisations, store=store, workers=args.workers,
-                           progress=not args.no_progress,
-                           report=lambda line: print(f"qlt transfer: {line}", file=sys.stderr,
-                                                     flush=True))
-    except WorkerError as exc:           # not the input's fault: exit 1, still one line
-        print(f"qlt transfer: error: {exc} ({_finished_parts(store)} finished realisations kept "
-              f"in {store})", file=sys.stderr)
-        return 1
+    run = run_transfer(settings, args.realisations, store=store, workers=args.workers,
+                       progress=not args.no_progress, report=reporter("transfer"))
     measurement = run["measurement"]
     result = measurement.as_dict()
     result.update(store=run["store"], written=len(run["written"]), skipped=len(run["skipped"]),

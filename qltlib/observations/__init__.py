@@ -1,4 +1,4 @@
-"""Observations: data sets, the partial-sky forward model and the likelihood fit (chapter 9).
+"""Observations: data sets, the partial-sky forward model and the likelihood fit (chapter 10).
 
 :mod:`~qltlib.observations.data`
     registry and validating loader of observed pseudo-power spectra;

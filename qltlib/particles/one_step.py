@@ -1,7 +1,7 @@
 """The exact one-step recursion of the back-tracked anisotropy (issue 21).
 
-Recursion (derivation: ``scratch/one_step_derivation.md``)
------------------------------------------------------------
+Recursion (derivation: chapter *A parameter-free predictor*, ``chapters/09_one_step.md``)
+------------------------------------------------------------------------------------------
 A particle that arrives at the observer with momentum direction ``p`` is back-tracked for
 ``Delta T``: it was at ``Delta r_1(p)`` with momentum ``p'(p)`` at ``t - Delta T``
 (:func:`qltlib.transfer.track_grid`). The displacement over the whole time ``t`` splits exactly,

@@ -10,11 +10,19 @@ command resumes.
 Store
 -----
 ``DIR/manifest.json`` (the :class:`~qltlib.particles.transfer.TransferSettings`, the number of
-realisations asked for) and ``DIR/matrix_00042.npz``: ``index``, ``matrix`` (float64,
-``(n_theta, L+1)``: ``M_{l l0}`` of that realisation, rows ``l = 0..n_theta-1``) and the
-settings (JSON). Without ``--store`` the directory is a cache keyed by the settings,
-``$QLT_CACHE_DIR/transfer/<key>`` (:func:`default_store`), so a repeated or interrupted command
-finds its parts again.
+realisations asked for) and ``DIR/matrix_00042.npz``: ``index``, the settings (JSON) and every
+term of the one-step recursion of that realisation (:mod:`qltlib.particles.one_step`), all from
+the same back-tracking of the same test particles: ``matrix`` (float64, ``(n_theta, L+1)``:
+``M_{l l0}``, rows ``l = 0..n_theta-1``), ``source`` and ``cross`` (``(n_theta,)``: ``S_l``,
+``X_l``), ``m1``, ``p1``, ``msd1`` and ``seconds`` (scalars). ``qlt transfer`` reads ``M``
+(:func:`load_store`), ``qlt spectrum --method transfer`` every term
+(:func:`load_one_step_store`), so both share one store for the same settings. Without
+``--store`` the directory is a cache keyed by the settings, ``$QLT_CACHE_DIR/transfer/<key>``
+(:func:`default_store`), so a repeated or interrupted command finds its parts again.
+
+A part written before the one-step terms were stored (``index``, ``matrix``, ``settings``
+only) is *outdated*: a run reports it in one line and measures that realisation again (the
+same field and particles, so the same ``M``); a loader leaves it out with the same line.
 """
 from __future__ import annotations
 
@@ -37,18 +45,29 @@ from .files import (
     read_part,
     write_atomically,
 )
+from .one_step import from_realisations, measure_step_realisation
 from .runner import TaskSpec, check_workers, run_parts, stderr_line
 from .tracking_defaults import kernel_compile_notice
 from .transfer import (
     TransferMeasurement,
     TransferSettings,
     aliasing_scale,
-    measure_realisation,
 )
 
 PART_PATTERN = re.compile(r"^matrix_(\d{5})\.npz$")
-PART_FIELDS = ("index", "matrix", "settings")
-FILE_CONTENT = "matrix float64 (n_theta, lmax+1): M_{l l0} of one realisation, rows l = 0..n_theta-1"
+#: arrays of a part written before the one-step terms were stored (still recognised)
+OLD_PART_FIELDS = ("index", "matrix", "settings")
+#: the one-step terms every part holds besides ``OLD_PART_FIELDS``: name -> shape (``None``:
+#: ``(n_theta,)``, ``()``: a scalar)
+STEP_FIELDS = {"source": None, "cross": None, "m1": (), "p1": (), "msd1": (), "seconds": ()}
+PART_FIELDS = OLD_PART_FIELDS + tuple(STEP_FIELDS)
+FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matrix (n_theta, "
+                "lmax+1) M_{l l0}, rows l = 0..n_theta-1; source, cross (n_theta,) S_l, X_l; "
+                "scalars m1, p1, msd1, seconds (qltlib.particles.one_step)")
+
+
+class OutdatedPartError(CorruptRealisationError):
+    """A part written before the one-step terms were stored: its realisation is measured again."""
 
 
 def _defaults() -> dict:
@@ -90,59 +109,105 @@ class MatrixTask:
         self.settings = settings_from_dict(settings)
 
     def compute(self, index: int) -> dict:
-        return {"index": int(index), "matrix": measure_realisation(self.settings, index)}
+        # every one-step term from one back-tracking (M is measure_realisation's, bit for bit)
+        return {"index": int(index), **measure_step_realisation(self.settings, index)}
 
     def write(self, result: dict) -> None:
+        arrays = {name: np.asarray(result[name], dtype=np.float64) for name in ("matrix", *STEP_FIELDS)}
         write_atomically(part_path(self.out_dir, result["index"]),
-                         {"index": np.int64(result["index"]),
-                          "matrix": np.asarray(result["matrix"], dtype=np.float64),
+                         {"index": np.int64(result["index"]), **arrays,
                           "settings": np.str_(json.dumps(self.settings.as_dict(), sort_keys=True))})
 
 
-def load_part(store, index: int, settings: TransferSettings) -> np.ndarray:
-    """Read and verify one part: readable, its settings and index, shape and finite entries.
+def load_part_terms(store, index: int, settings: TransferSettings) -> dict:
+    """Read and verify one part: readable, its settings and index, every array's shape, finite.
+
+    Returns
+    -------
+    dict
+        ``matrix`` and the one-step terms of :data:`STEP_FIELDS` (float64 arrays).
 
     Raises
     ------
+    OutdatedPartError
+        The part was written before the one-step terms were stored (``M`` alone).
     CorruptRealisationError
         One line naming the file and what is wrong with it.
     """
     arrays, contradiction = read_part(part_path(store, index), store, index, settings.as_dict(),
-                                      PART_FIELDS, _defaults())
-    matrix = arrays["matrix"]
-    shape = (settings.n_theta, settings.lmax + 1)
-    if matrix.shape != shape:
-        raise contradiction(f"matrix has shape {matrix.shape}, expected {shape}")
-    if not np.all(np.isfinite(matrix)):
-        raise contradiction("matrix holds non-finite values")
-    return matrix
+                                      OLD_PART_FIELDS, _defaults())
+    absent = [name for name in STEP_FIELDS if name not in arrays]
+    if absent:
+        raise OutdatedPartError(
+            f"{part_path(store, index).name} was written by an older qltlib (M only, without the "
+            f"one-step terms {', '.join(absent)})")
+    shapes = {"matrix": (settings.n_theta, settings.lmax + 1),
+              **{name: (settings.n_theta,) if shape is None else shape
+                 for name, shape in STEP_FIELDS.items()}}
+    terms = {}
+    for name, shape in shapes.items():
+        value = arrays[name]
+        if value.shape != shape:
+            raise contradiction(f"{name} has shape {value.shape}, expected {shape}")
+        if not np.all(np.isfinite(value)):
+            raise contradiction(f"{name} holds non-finite values")
+        terms[name] = value.astype(np.float64)
+    return terms
+
+
+def load_part(store, index: int, settings: TransferSettings) -> np.ndarray:
+    """``M_{l l0}`` of one part, verified as :func:`load_part_terms` (which see)."""
+    return load_part_terms(store, index, settings)["matrix"]
+
+
+def _stored_parts(store, n_realisations, report) -> tuple:
+    """Settings and ``{index: terms}`` of the verified parts of ``store`` below ``n_realisations``
+    (default: the manifest's number); a corrupt or outdated part is reported and left out."""
+    manifest = read_manifest_json(store, "transfer")
+    settings = settings_from_dict(manifest["settings"])
+    limit = int(manifest["realisations"] if n_realisations is None else n_realisations)
+    parts = {}
+    for index in existing_parts(store):
+        if index >= limit:
+            continue
+        try:
+            parts[index] = load_part_terms(store, index, settings)
+        except CorruptRealisationError as exc:
+            if report is not None:
+                report(f"{exc}; left out")
+    if not parts:
+        raise ValueError(f"no verified realisation in {store}")
+    return settings, parts
 
 
 def load_store(store, n_realisations: int | None = None, report=None) -> TransferMeasurement:
-    """The measurement held by a part store: its verified parts below ``n_realisations``
-    (default: the manifest's number); a corrupt part is reported and left out.
+    """The measurement of ``M`` held by a part store: its verified parts below ``n_realisations``
+    (default: the manifest's number); a corrupt or outdated part is reported and left out.
 
     Raises
     ------
     ValueError
         No manifest, bad settings, or no verified part.
     """
-    manifest = read_manifest_json(store, "transfer")
-    settings = settings_from_dict(manifest["settings"])
-    limit = int(manifest["realisations"] if n_realisations is None else n_realisations)
-    matrices = []
-    for index in existing_parts(store):
-        if index >= limit:
-            continue
-        try:
-            matrices.append(load_part(store, index, settings))
-        except CorruptRealisationError as exc:
-            if report is not None:
-                report(f"{exc}; left out")
-    if not matrices:
-        raise ValueError(f"no verified realisation in {store}")
-    return TransferMeasurement(settings=settings, per_realisation=np.stack(matrices),
+    settings, parts = _stored_parts(store, n_realisations, report)
+    return TransferMeasurement(settings=settings,
+                               per_realisation=np.stack([terms["matrix"] for terms in parts.values()]),
                                aliasing_scale=aliasing_scale(settings))
+
+
+def load_one_step_store(store, n_realisations: int | None = None, report=None):
+    """Every one-step term held by a part store, as a
+    :class:`~qltlib.particles.one_step.OneStepMeasurement` (its verified parts below
+    ``n_realisations``, default the manifest's number; corrupt or outdated parts are reported
+    through ``report`` and left out).
+
+    Raises
+    ------
+    ValueError
+        No manifest, bad settings, or no verified part.
+    """
+    settings, parts = _stored_parts(store, n_realisations, report)
+    return from_realisations(settings, parts.values(), parts.keys())
 
 
 def verify_parts(store, settings: TransferSettings, n_realisations: int, report) -> tuple:
@@ -154,7 +219,7 @@ def verify_parts(store, settings: TransferSettings, n_realisations: int, report)
         try:
             load_part(store, index, settings)
             good.append(index)
-        except CorruptRealisationError as exc:
+        except CorruptRealisationError as exc:         # outdated parts too
             report(f"{exc}; recomputing it")
             part_path(store, index).unlink(missing_ok=True)
             repaired.append(index)
@@ -164,6 +229,29 @@ def verify_parts(store, settings: TransferSettings, n_realisations: int, report)
 def run_transfer(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
                  progress: bool = True, report=stderr_line) -> dict:
     """Measure ``M^sim`` on realisations ``0 .. n_realisations-1``, resuming from ``store``.
+
+    As :func:`run_store`, with ``measurement`` the
+    :class:`~qltlib.particles.transfer.TransferMeasurement` of ``M`` over the parts.
+    """
+    run = run_store(settings, n_realisations, store, workers, progress, report)
+    return {"measurement": load_store(run["store"], n_realisations, report), **run}
+
+
+def run_one_step(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
+                 progress: bool = True, report=stderr_line) -> dict:
+    """Measure every one-step term on realisations ``0 .. n_realisations-1``, resuming from
+    ``store`` (the same store as :func:`run_transfer` for the same settings).
+
+    As :func:`run_store`, with ``measurement`` the
+    :class:`~qltlib.particles.one_step.OneStepMeasurement` over the parts.
+    """
+    run = run_store(settings, n_realisations, store, workers, progress, report)
+    return {"measurement": load_one_step_store(run["store"], n_realisations, report), **run}
+
+
+def run_store(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
+              progress: bool = True, report=stderr_line) -> dict:
+    """Fill the part store with realisations ``0 .. n_realisations-1`` (resuming).
 
     Parameters
     ----------
@@ -184,8 +272,8 @@ def run_transfer(settings: TransferSettings, n_realisations: int, store=None, wo
     Returns
     -------
     dict
-        ``measurement`` (:class:`~qltlib.particles.transfer.TransferMeasurement` over the
-        ``n_realisations`` parts), ``store``, ``written``, ``skipped``, ``repaired`` (indices).
+        ``store``, ``written``, ``skipped``, ``repaired`` (indices; outdated parts count as
+        repaired).
 
     Raises
     ------
@@ -207,6 +295,5 @@ def run_transfer(settings: TransferSettings, n_realisations: int, store=None, wo
         report(notice)
     spec = TaskSpec("qltlib.particles.transfer_run:MatrixTask", {"settings": settings.as_dict()})
     written = run_parts(spec, store, todo, workers=workers, progress=progress, total=n_realisations)
-    return {"measurement": load_store(store, n_realisations, report), "store": str(store),
-            "written": written, "skipped": skipped, "repaired": repaired}
+    return {"store": str(store), "written": written, "skipped": skipped, "repaired": repaired}
 

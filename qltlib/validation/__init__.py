@@ -5,5 +5,8 @@
 :mod:`~qltlib.validation.convergence`
     steady times, paired changes between times, plateau models of the diffusion coefficient;
 :mod:`~qltlib.validation.claims`
-    the steady-state analysis and the verdicts on the paper's claims.
+    the steady-state analysis and the verdicts on the paper's claims;
+:mod:`~qltlib.validation.one_step_check`
+    the parameter-free one-step predictor against the ensembles (chapter *A parameter-free
+    predictor*).
 """

@@ -1,4 +1,5 @@
-"""Ctrl-C during `qlt simulate` and `qlt transfer` is safe at every moment (issues 11 and 19).
+"""Ctrl-C during `qlt simulate`, `qlt transfer` and `qlt spectrum --method transfer` is safe at
+every moment (issues 11, 19 and 21).
 
 Each test starts the command, waits for one moment of its life (the driver importing numba, a
 worker loading the compiled kernel, a worker inside the parallel kernel of its first
@@ -84,14 +85,21 @@ def _alive(pid):
     return fields is not None and fields[0] != "Z"
 
 
+#: the long commands this harness drives: kind -> (arguments before the options, the option
+#: naming the output); the kinds other than simulate keep their parts in a transfer part store
+KINDS = {"simulate": (["simulate"], "--out"), "transfer": (["transfer"], "--store"),
+         "spectrum": (["spectrum", "--method", "transfer"], "--store")}
+
+
 class Run:
-    """`qlt simulate` in a subprocess, watched through /proc."""
+    """A long `qlt` command (``command``: a kind of :data:`KINDS`) in a subprocess, watched
+    through /proc."""
 
     def __init__(self, out, args, workers, n, own_group=False, command="simulate"):
         self.out = out
         self.command = command
-        where = "--out" if command == "simulate" else "--store"
-        cmd = [sys.executable, "-m", "qltlib.cli", command, *args, "--realisations", str(n),
+        head, where = KINDS[command]
+        cmd = [sys.executable, "-m", "qltlib.cli", *head, *args, "--realisations", str(n),
                "--workers", str(workers), "--seed", "5", "--no-progress", where, str(out)]
         # own_group: the command leads its own process group, as a shell job in a terminal does
         self.own_group = own_group
@@ -272,26 +280,37 @@ def test_transfer_interrupt_at_the_start(tmp_path):
     assert _check_clean_interrupt(run) == []
 
 
-def test_transfer_interrupt_inside_the_kernel(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_transfer_interrupt_inside_the_kernel(tmp_path, workers):
     """Issue 19: this moment ended with exit 1 and a 38-line traceback, or a segfault."""
-    run = Run(tmp_path / "store", TRANSFER_LONG, workers=1, n=3, command="transfer")
-    run.wait_for(lambda r: r.kernels_running())
-    time.sleep(0.2)
+    run = Run(tmp_path / "store", TRANSFER_LONG, workers=workers, n=3, command="transfer")
+    if workers == 1:
+        run.wait_for(lambda r: r.kernels_running())
+        time.sleep(0.2)
+    else:   # one numba thread each: no pool thread to see; both have loaded the kernel
+        run.wait_for(lambda r: len([b for b in r.workers.values() if b is not None]) == 2)
+        time.sleep(1.0)
     assert run.finished() == [], "first realisation finished too early for this test"
     assert _check_clean_interrupt(run) == []
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_transfer_interrupt_between_realisations_then_resume_gives_the_same_matrix(tmp_path, workers):
-    run = Run(tmp_path / "store", TRANSFER_SHORT, workers=workers, n=60, command="transfer")
+#: what must agree between a resumed and an uninterrupted run, per command
+RESULT_KEYS = {"transfer": ("matrix", "matrix_err"), "spectrum": ("C_ell", "C_ell_err", "K")}
+
+
+@pytest.mark.parametrize("command, workers", [("transfer", 1), ("transfer", 2), ("spectrum", 1)])
+def test_interrupt_between_realisations_then_resume_gives_the_same_result(tmp_path, command,
+                                                                          workers):
+    run = Run(tmp_path / "store", TRANSFER_SHORT, workers=workers, n=60, command=command)
     run.wait_for(lambda r: len(r.finished()) >= 3)
     kept = _check_clean_interrupt(run)
     assert 3 <= len(kept) < 60
-    common = [*TRANSFER_SHORT, "--realisations", "60", "--seed", "5", "--no-progress"]
+    common = [*TRANSFER_SHORT, "--realisations", "60", "--seed", "5", "--no-progress",
+              "--workers", str(workers)]
 
     def complete(store):
-        proc = subprocess.run([sys.executable, "-m", "qltlib.cli", "transfer", *common,
-                               "--workers", str(workers), "--store", str(store)],
+        proc = subprocess.run([sys.executable, "-m", "qltlib.cli", *KINDS[command][0], *common,
+                               "--store", str(store)],
                               cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
@@ -299,8 +318,8 @@ def test_transfer_interrupt_between_realisations_then_resume_gives_the_same_matr
     resumed, fresh = complete(run.out), complete(tmp_path / "fresh")
     assert resumed["skipped"] == len(kept) and resumed["written"] == 60 - len(kept)
     assert fresh["written"] == 60 and resumed["realisations"] == 60
-    assert np.array_equal(np.array(resumed["matrix"]), np.array(fresh["matrix"]))
-    assert np.array_equal(np.array(resumed["matrix_err"]), np.array(fresh["matrix_err"]))
+    for key in RESULT_KEYS[command]:
+        assert resumed[key] == fresh[key], key
 
 
 def test_transfer_to_an_unwritable_place_fails_at_once(tmp_path):
@@ -312,3 +331,13 @@ def test_transfer_to_an_unwritable_place_fails_at_once(tmp_path):
         assert proc.returncode == 2 and proc.stdout == ""
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
         assert time.monotonic() - start < EXIT_WITHIN
+
+
+# --- qlt spectrum --method transfer: the same runner and store ---------------------------------
+
+def test_spectrum_transfer_interrupt_inside_the_kernel(tmp_path):
+    run = Run(tmp_path / "store", TRANSFER_LONG, workers=1, n=3, command="spectrum")
+    run.wait_for(lambda r: r.kernels_running())
+    time.sleep(0.2)
+    assert run.finished() == [], "first realisation finished too early for this test"
+    assert _check_clean_interrupt(run) == []

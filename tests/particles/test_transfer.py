@@ -213,3 +213,54 @@ def test_store_refuses_other_settings_and_parts_that_contradict_it(tmp_path):
     part_path(tmp_path / "s", 0).write_bytes(part_path(other["store"], 0).read_bytes())
     with pytest.raises(CorruptRealisationError, match="matrix_00000.npz contradicts the manifest.*alpha"):
         load_part(tmp_path / "s", 0, settings)
+
+
+def test_parts_hold_every_one_step_term_from_one_backtracking(tmp_path):
+    """Issue 21: one store for qlt transfer and the one-step predictor; M is bit for bit the
+    matrix of measure_realisation, the other terms those of measure_step_realisation."""
+    from qltlib.particles.one_step import measure_step_realisation
+    from qltlib.particles.transfer_run import load_one_step_store, load_part_terms
+
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
+    run = run_transfer(settings, 2, store=tmp_path / "s", progress=False)
+    terms = load_part_terms(tmp_path / "s", 1, settings)
+    assert np.array_equal(terms["matrix"], measure_realisation(settings, 1))
+    expected = measure_step_realisation(settings, 1)
+    for name in ("source", "cross", "m1", "p1", "msd1"):
+        assert np.array_equal(terms[name], expected[name]), name
+    assert terms["source"].shape == terms["cross"].shape == (3,) and terms["m1"].shape == ()
+    one_step = load_one_step_store(tmp_path / "s")
+    assert one_step.indices.tolist() == [0, 1] and one_step.settings == settings
+    assert np.array_equal(one_step.matrix, run["measurement"].per_realisation)
+
+
+def test_an_old_part_is_recognised_and_measured_again(tmp_path):
+    """A part of the code before issue 21 (index, matrix, settings) is not corrupt but outdated:
+    qlt transfer measures it again, with one line, and gets the same matrix."""
+    from qltlib.particles.transfer_run import OutdatedPartError
+
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
+    first = run_transfer(settings, 2, store=tmp_path / "s", progress=False)
+    path = part_path(tmp_path / "s", 0)
+    with np.load(path) as data:
+        np.savez(path, **{name: data[name] for name in ("index", "matrix", "settings")})
+    with pytest.raises(OutdatedPartError, match="matrix_00000.npz was written by an older qltlib"):
+        load_part(tmp_path / "s", 0, settings)
+    lines = []
+    again = run_transfer(settings, 2, store=tmp_path / "s", progress=False, report=lines.append)
+    assert again["written"] == [0] and again["skipped"] == [1] and again["repaired"] == [0]
+    assert [line for line in lines if "older qltlib" in line and line.endswith("recomputing it")]
+    assert np.array_equal(again["measurement"].per_realisation, first["measurement"].per_realisation)
+
+
+def test_a_part_with_a_bad_term_is_corrupt(tmp_path):
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
+    run_transfer(settings, 1, store=tmp_path / "s", progress=False)
+    path = part_path(tmp_path / "s", 0)
+    for name, value in (("source", np.zeros(5)), ("p1", np.float64(np.nan))):
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+        np.savez(path, **dict(arrays, **{name: value}))
+        with pytest.raises(CorruptRealisationError, match=f"contradicts the manifest.*{name}"):
+            load_part(tmp_path / "s", 0, settings)
+        np.savez(path, **arrays)

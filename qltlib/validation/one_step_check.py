@@ -1,0 +1,409 @@
+"""The one-step predictor against test-particle ensembles (chapter *A parameter-free predictor*).
+
+The exact one-step recursion of the back-tracked anisotropy (:mod:`qltlib.particles.one_step`)
+predicts, from one measured step of length ``Delta T``, the steady ``C_l`` on ``l = 1..L`` and
+the diffusion coefficient ``K`` with no free parameter. This module compares that prediction
+with a simulated ensemble summarised by :func:`qltlib.particles.statistics.summarize`:
+
+* :func:`simulation_reference` -- the simulated ``C_l`` (shot noise subtracted) at one time, with
+  its standard errors and covariance over realisations, and the plateau of ``D(t)``;
+* :func:`steady_comparison` -- ``chi^2`` and p over ``l = 1..L``, ratios ``C/C_sim`` with
+  errors, ``K`` against the plateau;
+* :func:`paired_change` -- the change of ``K`` and ``C_l`` between two measurements on the same
+  field realisations (drift per doubling of ``Delta T``; finer grid), with jackknife errors;
+* :func:`truncation_ratios`, :func:`chapman_kolmogorov` -- the truncation check and the
+  recursion in time against an ensemble back-tracked over the whole time;
+* :func:`mean_two_steps` -- the mean recursion (R2) over two steps against one step of twice
+  the length (the Markov closure alone);
+* :func:`qlt_comparison` -- first-order QLT at its best ``alpha`` on the same multipoles.
+
+Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l`` in ``(r_g |G|)^2`` (numbers for
+``|G| = 1/r_g``), ``K`` in ``r_g c``. Errors of the prediction are jackknife errors over field
+realisations (:func:`qltlib.particles.one_step.jackknife`); those of the simulation the standard
+errors of its ensemble mean. The two ensembles are independent unless stated.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from ..particles.one_step import jackknife, one_step_recursion, one_step_steady_state
+from ..particles.statistics import time_index
+from ..theory.spectrum import make_spectrum
+from ..theory.transport import standard_qlt_rates
+from .simulation_fit import fit_simulation
+
+#: multipoles of the ratio tables
+PICK = (1, 2, 4, 8, 16)
+#: truncation of the recursion in every comparison (the stored measurements have ``L = 16``)
+LMAX = 16
+
+
+def simulation_reference(summary: dict, lmax: int = LMAX, time=None) -> dict:
+    """The simulated spectrum that a one-step prediction is compared with.
+
+    Parameters
+    ----------
+    summary : dict
+        :func:`qltlib.particles.statistics.summarize` output.
+    lmax : int
+        Largest multipole ``L``.
+    time : float, optional
+        Back-tracking time ``Omega t`` (default: the last).
+
+    Returns
+    -------
+    dict
+        ``time``, ``times`` (all of the ensemble), ``ell`` (``1..L``); ``C``, ``C_err`` at
+        ``time``; ``C_cov`` (covariance of the ensemble mean over realisations, shot noise
+        subtracted per realisation; ``None`` without ``per_realisation``); ``C_t``, ``C_t_err``
+        (every time, ``l = 1..L``); ``realisations``, ``n_modes``, ``spectrum``; ``plateau``,
+        ``plateau_err`` (``diffusion_plateau`` of the summary, ``None`` where it has none).
+    """
+    lmax = int(lmax)
+    times = np.asarray(summary["times"], dtype=float)
+    it = time_index(times, time)
+    cl = np.asarray(summary["C_ell"], dtype=float)
+    cl_err = np.asarray(summary["C_ell_err"], dtype=float)
+    if cl.shape[1] <= lmax:
+        raise ValueError(f"the simulation has multipoles up to {cl.shape[1] - 1}, need {lmax}")
+    per = summary.get("per_realisation")
+    cov = None
+    if per is not None:
+        signal = (np.asarray(per["C_ell"], dtype=float)[:, it, 1:lmax + 1]
+                  - np.asarray(per["shot_noise"], dtype=float)[:, it, None])
+        cov = np.cov(signal, rowvar=False) / signal.shape[0]
+    settings = summary.get("settings", {})
+    plateau = summary.get("diffusion_plateau")
+    plateau_err = summary.get("diffusion_plateau_err")
+    return {"time": float(times[it]), "times": times, "ell": np.arange(1, lmax + 1),
+            "C": cl[it, 1:lmax + 1], "C_err": cl_err[it, 1:lmax + 1], "C_cov": cov,
+            "C_t": cl[:, 1:lmax + 1], "C_t_err": cl_err[:, 1:lmax + 1],
+            "realisations": int(summary.get("realisations", 0)),
+            "n_modes": settings.get("n_modes"), "spectrum": settings.get("spectrum"),
+            "plateau": None if plateau is None else float(plateau),
+            "plateau_err": None if plateau_err is None else float(plateau_err)}
+
+
+def per_realisation(measurement, lmax: int = LMAX) -> dict:
+    """The arrays of a :class:`~qltlib.particles.one_step.OneStepMeasurement` that enter the
+    recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
+    lmax = int(lmax)
+    if not 1 <= lmax <= measurement.settings.lmax:
+        raise ValueError(f"lmax must lie in 1..{measurement.settings.lmax}, got {lmax}")
+    sl = slice(1, lmax + 1)
+    return {"matrix": measurement.matrix[:, sl, sl], "source": measurement.source[:, sl],
+            "cross": measurement.cross[:, sl], "m1": measurement.m1, "p1": measurement.p1}
+
+
+def _within(pick, lmax: int) -> list:
+    """The multipoles of ``pick`` in ``1..lmax``."""
+    return [int(ell) for ell in pick if 1 <= ell <= lmax]
+
+
+def _steady(means: dict) -> dict:
+    return one_step_steady_state(means["matrix"], means["source"], means["cross"],
+                                 means["m1"], means["p1"])
+
+
+def chi_square(model, model_err, data, data_err, cov=None) -> dict:
+    """``chi^2`` of a prediction without free parameter against data, and its p-value.
+
+    ``chi2`` with the two errors in quadrature (diagonal); with ``cov`` (the summed covariance of
+    prediction and data) also ``chi2_cov = r^T cov^{-1} r``. Degrees of freedom: the number of
+    points. Returns ``chi2``, ``p``, ``ndof`` and, with ``cov``, ``chi2_cov``, ``p_cov``.
+    """
+    model, data = np.asarray(model, dtype=float), np.asarray(data, dtype=float)
+    err = np.hypot(np.asarray(model_err, dtype=float), np.asarray(data_err, dtype=float))
+    residual = model - data
+    chi2 = float(np.sum((residual / err) ** 2))
+    out = {"chi2": chi2, "ndof": int(residual.size), "p": float(stats.chi2.sf(chi2, residual.size))}
+    if cov is not None:
+        chi2_cov = float(residual @ np.linalg.solve(np.asarray(cov, dtype=float), residual))
+        out.update(chi2_cov=chi2_cov, p_cov=float(stats.chi2.sf(chi2_cov, residual.size)))
+    return out
+
+
+def ratios(model, model_err, data, data_err, pick=PICK) -> dict:
+    """``{l: (C/C_sim, error)}`` at the multipoles ``pick`` (arrays start at ``l = 1``; relative
+    errors in quadrature); multipoles beyond the arrays are skipped."""
+    out = {}
+    for ell in _within(pick, len(model)):
+        m, d = float(model[ell - 1]), float(data[ell - 1])
+        r = m / d
+        out[int(ell)] = (r, abs(r) * math.hypot(model_err[ell - 1] / m, data_err[ell - 1] / d))
+    return out
+
+
+def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
+                      k_reference=None) -> dict:
+    """The steady state (R3)-(R4) of a measurement against a simulated spectrum.
+
+    Parameters
+    ----------
+    measurement : qltlib.particles.one_step.OneStepMeasurement
+    reference : dict
+        :func:`simulation_reference` (``l = 1..lmax`` at least).
+    lmax : int
+        Truncation ``L`` of the recursion and last multipole of ``chi^2``.
+    pick : sequence of int
+        Multipoles of the ratios.
+    k_reference : (float, float), optional
+        ``(K, error)`` of the simulation; default the reference's ``plateau``.
+
+    Returns
+    -------
+    dict
+        ``alpha``, ``delta_t``, ``realisations``, ``n_theta``, ``n_modes``; the prediction
+        ``C``, ``C_err`` (jackknife), ``K``, ``K_err``, ``m1``, ``P1``, ``M11`` (ensemble means);
+        ``chi2``, ``ndof``, ``p`` over ``l = 1..lmax`` (errors in quadrature), ``chi2_cov``,
+        ``p_cov`` (jackknife covariance plus the simulation's; where the reference has one);
+        ``chi2_high``, ``p_high`` over ``l = 2..lmax``; ``ratio`` ``{l: (value, error)}``;
+        ``K_reference``, ``K_reference_err`` and ``K_pull`` (difference in combined errors).
+
+    Notes
+    -----
+    :math:numref:`eq-one-step-steady` and :math:numref:`eq-one-step-K` of the chapter; the
+    comparison :math:numref:`eq-one-step-chi2`.
+    """
+    values = per_realisation(measurement, lmax)
+
+    def statistic(means):
+        out = _steady(means)
+        return np.concatenate([out["C"], [out["K"]]])
+
+    est, err, cov = jackknife(values, statistic)
+    c, c_err = est[:lmax], err[:lmax]
+    data, data_err = reference["C"][:lmax], reference["C_err"][:lmax]
+    sim_cov = reference.get("C_cov")
+    full_cov = None if sim_cov is None else cov[:lmax, :lmax] + np.asarray(sim_cov)[:lmax, :lmax]
+    chi = chi_square(c, c_err, data, data_err, full_cov)
+    high = chi_square(c[1:], c_err[1:], data[1:], data_err[1:])
+    means = {k: v.mean(axis=0) for k, v in values.items()}
+    if k_reference is None:
+        k_reference = (reference.get("plateau"), reference.get("plateau_err"))
+    k_ref, k_ref_err = k_reference
+    pull = (None if k_ref is None or k_ref_err is None
+            else float((est[lmax] - k_ref) / math.hypot(err[lmax], k_ref_err)))
+    settings = measurement.settings
+    return {"alpha": settings.alpha, "delta_t": settings.delta_t,
+            "realisations": measurement.realisations, "n_theta": settings.n_theta,
+            "n_modes": settings.n_modes, "C": c, "C_err": c_err,
+            "K": float(est[lmax]), "K_err": float(err[lmax]),
+            "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
+            **chi, "chi2_high": high["chi2"], "p_high": high["p"],
+            "ratio": ratios(c, c_err, data, data_err, pick),
+            "K_reference": k_ref, "K_reference_err": k_ref_err, "K_pull": pull}
+
+
+def _shared_rows(a, b) -> tuple:
+    """Row indices of ``a`` and ``b`` that hold the same realisation numbers (sorted)."""
+    common = sorted(set(a.indices.tolist()) & set(b.indices.tolist()))
+    if len(common) < 2:
+        raise ValueError(f"need at least 2 shared realisations for a paired change, got {len(common)}")
+    where_a = {int(i): k for k, i in enumerate(a.indices)}
+    where_b = {int(i): k for k, i in enumerate(b.indices)}
+    return common, [where_a[i] for i in common], [where_b[i] for i in common]
+
+
+def paired_change(a, b, lmax: int = LMAX, pick=PICK) -> dict:
+    """Change of the steady state from measurement ``a`` to ``b`` on their shared realisations.
+
+    Both steady states are computed from the means over the same field realisations, and the
+    jackknife leaves one realisation out of both at once, so the scatter between fields cancels
+    from the difference (paired errors).
+
+    Returns
+    -------
+    dict
+        ``from``, ``to`` (``alpha`` of ``a`` and ``b``), ``from_grid``, ``to_grid``
+        (``n_theta``), ``paired_realisations``; ``dK = K(b) - K(a)`` and ``dlnC``
+        ``{l: C_l(b)/C_l(a) - 1}`` at ``pick``, each as ``(value, error)``.
+
+    Notes
+    -----
+    The drift per doubling of ``Delta T`` of the chapter, :math:numref:`eq-one-step-drift`.
+    """
+    common, rows_a, rows_b = _shared_rows(a, b)
+    va, vb = per_realisation(a, lmax), per_realisation(b, lmax)
+    values = {**{"a_" + k: v[rows_a] for k, v in va.items()},
+              **{"b_" + k: v[rows_b] for k, v in vb.items()}}
+    pick = _within(pick, lmax)
+    index = [ell - 1 for ell in pick]
+
+    def statistic(means):
+        out = [_steady({k: means[side + k] for k in va}) for side in ("a_", "b_")]
+        return np.concatenate([[out[1]["K"] - out[0]["K"]],
+                               out[1]["C"][index] / out[0]["C"][index] - 1])
+
+    est, err, _ = jackknife(values, statistic)
+    return {"from": a.settings.alpha, "to": b.settings.alpha, "from_grid": a.settings.n_theta,
+            "to_grid": b.settings.n_theta, "paired_realisations": len(common),
+            "dK": (float(est[0]), float(err[0])),
+            "dlnC": {int(ell): (float(est[i + 1]), float(err[i + 1])) for i, ell in enumerate(pick)}}
+
+
+def mean_two_steps(a, b) -> dict:
+    """The mean recursion (R2) over two steps against a measured step of twice the length.
+
+    (R2) from ``C(0) = 0`` gives ``m(2 Delta T) = m_1 (1 + P_1)`` with the terms of ``a``; a
+    measurement ``b`` of step ``2 Delta T`` on the same fields measures ``m(2 Delta T)`` itself,
+    with no closure. Their ratio tests the Markov closure C1 alone (the mean involves no pairs).
+
+    Returns
+    -------
+    dict
+        ``from``, ``to`` (``alpha``), ``paired_realisations``, ``predicted`` and ``measured``
+        ``m(2 Delta T)`` (means over the shared realisations, ``r_g``) and ``excess``
+        ``(predicted / measured - 1, jackknife error)``.
+
+    Raises
+    ------
+    ValueError
+        ``b``'s step is not twice ``a``'s.
+
+    Notes
+    -----
+    :math:numref:`eq-one-step-mean-recursion` of the chapter.
+    """
+    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
+        raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
+                         f"{a.settings.delta_t:g}")
+    common, rows_a, rows_b = _shared_rows(a, b)
+    values = {"m1": a.m1[rows_a], "p1": a.p1[rows_a], "m2": b.m1[rows_b]}
+    est, err, _ = jackknife(values, lambda m: [m["m1"] * (1 + m["p1"]) / m["m2"] - 1])
+    return {"from": a.settings.alpha, "to": b.settings.alpha, "paired_realisations": len(common),
+            "predicted": float(values["m1"].mean() * (1 + values["p1"].mean())),
+            "measured": float(values["m2"].mean()), "excess": (float(est[0]), float(err[0]))}
+
+
+def drift_per_doubling(measurements, lmax: int = LMAX, pick=PICK) -> list:
+    """:func:`paired_change` between consecutive ``alpha`` of ``{alpha: measurement}``."""
+    alphas = sorted(measurements)
+    return [paired_change(measurements[x], measurements[y], lmax, pick)
+            for x, y in zip(alphas, alphas[1:])]
+
+
+def truncation_ratios(measurement, lmax: int = LMAX, truncations=(8, 12), ells=(1, 2, 4, 8)) -> dict:
+    """``{L': {l: C_l(L') / C_l(lmax)}}``: the fixed point with the columns ``l0 > L'`` dropped,
+    over the one at ``lmax`` (ensemble means)."""
+    means = {k: v.mean(axis=0) for k, v in per_realisation(measurement, lmax).items()}
+    full = _steady(means)["C"]
+    out = {}
+    for cut in truncations:
+        cut = int(cut)
+        part = _steady({"matrix": means["matrix"][:cut, :cut], "source": means["source"][:cut],
+                        "cross": means["cross"][:cut], "m1": means["m1"], "p1": means["p1"]})["C"]
+        out[cut] = {int(ell): float(part[ell - 1] / full[ell - 1]) for ell in ells if ell <= cut}
+    return out
+
+
+def chapman_kolmogorov(measurement, reference: dict, lmax: int = LMAX, pick=PICK) -> dict:
+    """The recursion (R1)-(R2) from ``C(0) = 0`` against a simulation at every one of its times
+    that is a multiple of ``Delta T``.
+
+    The simulation back-tracks each trajectory over the whole time; the recursion chains
+    independent steps. Where the simulation uses the same fields (same seed, modes and
+    integrator settings for the same realisation numbers), the comparison tests the closure
+    alone.
+
+    Returns
+    -------
+    dict
+        ``{time: {l: (C_rec/C_sim, error)}}`` at ``pick`` (jackknife error of the recursion and
+        the simulation's standard error in quadrature).
+    """
+    values = per_realisation(measurement, lmax)
+    pick = _within(pick, lmax)
+    index = [ell - 1 for ell in pick]
+    dt = measurement.settings.delta_t
+    out = {}
+    for k, t in enumerate(reference["times"]):
+        n = t / dt
+        if abs(n - round(n)) > 1e-6 or round(n) < 1:
+            continue
+        n = int(round(n))
+
+        def statistic(means, n=n):
+            c, _ = one_step_recursion(means["matrix"], means["source"], means["cross"],
+                                      means["m1"], means["p1"], n)
+            return c[n][index]
+
+        est, err, _ = jackknife(values, statistic)
+        sim, sim_err = reference["C_t"][k, index], reference["C_t_err"][k, index]
+        ratio = est / sim
+        out[float(t)] = {int(ell): (float(ratio[i]),
+                                    float(abs(ratio[i]) * math.hypot(err[i] / est[i], sim_err[i] / sim[i])))
+                         for i, ell in enumerate(pick)}
+    return out
+
+
+def recursion_in_time(measurement, reference: dict, lmax: int = LMAX) -> dict:
+    """``{time: {"C1_ratio", "C2_ratio", "C1_sim_rel_err", "m"}}``: the recursion from the
+    ensemble means against the simulated ``C_1``, ``C_2`` (and the relative error of the simulated
+    ``C_1``) at the simulation's times that are multiples of ``Delta T``."""
+    means = {k: v.mean(axis=0) for k, v in per_realisation(measurement, lmax).items()}
+    dt = measurement.settings.delta_t
+    last = int(round(reference["times"][-1] / dt))
+    c, m = one_step_recursion(means["matrix"], means["source"], means["cross"],
+                              means["m1"], means["p1"], last)
+    out = {}
+    for k, t in enumerate(reference["times"]):
+        n = t / dt
+        if abs(n - round(n)) > 1e-6 or not 1 <= round(n) <= last:
+            continue
+        n = int(round(n))
+        out[float(t)] = {"C1_ratio": float(c[n, 0] / reference["C_t"][k, 0]),
+                         "C2_ratio": float(c[n, 1] / reference["C_t"][k, 1]),
+                         "C1_sim_rel_err": float(reference["C_t_err"][k, 0] / reference["C_t"][k, 0]),
+                         "m": float(m[n])}
+    return out
+
+
+def qlt_comparison(summary: dict, amplitude: str = "diffusion", lmax_theory: int = 24,
+                   lmax: int = LMAX, pick=PICK, theory=None) -> dict:
+    """First-order QLT's steady state at its best ``alpha``, on the multipoles of the one-step
+    comparison.
+
+    ``alpha`` (and with ``amplitude="free"`` the amplitude) is fitted by
+    :func:`qltlib.validation.simulation_fit.fit_simulation` on ``l = 1..lmax`` at the
+    simulation's last time (multipoles with relative error above one left out of the fit); the
+    fitted model is then compared with the simulation on every ``l = 1..lmax``, with the
+    simulation's errors alone (the model has none).
+
+    Returns
+    -------
+    dict
+        ``amplitude``, ``alpha``, ``alpha_interval``, ``kappa`` (fitted ``K|G|^2`` over the one
+        fixed by the simulation's plateau), ``K_qlt`` (standard QLT's own ``K`` at the step
+        ``Delta T = alpha / (c k1)`` of the best ``alpha``, units ``r_g c``), ``fit`` (the
+        :class:`SimulationFit`), ``C``; ``chi2``, ``ndof`` (``lmax`` minus the fitted
+        parameters), ``p``; ``ratio`` at ``pick``.
+
+    Notes
+    -----
+    The QLT rows of the validation table of the chapter; the fit is
+    :math:numref:`eq-val-fit` with the dipole included.
+    """
+    reference = simulation_reference(summary, lmax)
+    fit = fit_simulation(summary, lmax_theory=lmax_theory, amplitude=amplitude, lmin=1, lmax=lmax,
+                         theory=theory)
+    if theory is None:
+        from .simulation_fit import theory_grid
+
+        theory = theory_grid(summary["settings"], lmax_theory)
+    model = fit.kg2 * np.asarray(theory.cl(fit.alpha), dtype=float)[1:lmax + 1]
+    data, data_err = reference["C"], reference["C_err"]
+    chi2 = float(np.sum(((model - data) / data_err) ** 2))
+    ndof = lmax - (2 if amplitude == "free" else 1)
+    k0 = float(summary["settings"]["k0"])
+    fixed = fit.settings["diffusion_coefficient"] / k0
+    settings = summary["settings"]
+    spectrum = make_spectrum(settings["spectrum"], k0, float(settings["k1"]))
+    k_qlt = standard_qlt_rates(spectrum, fit.alpha / spectrum.k1).K
+    return {"amplitude": amplitude, "alpha": fit.alpha, "alpha_interval": fit.alpha_interval,
+            "kappa": fit.kg2 / fixed, "K_qlt": float(k_qlt), "fit": fit, "C": model, "chi2": chi2, "ndof": ndof,
+            "p": float(stats.chi2.sf(chi2, ndof)),
+            "ratio": ratios(model, np.zeros(lmax), data, data_err, pick)}

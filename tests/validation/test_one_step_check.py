@@ -1,0 +1,261 @@
+"""The one-step predictor against an ensemble (qltlib.validation.one_step_check): chi^2, ratios,
+K against the plateau, paired changes, truncation, the recursion in time, QLT beside it."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from qltlib.particles.one_step import OneStepMeasurement, one_step_recursion, one_step_steady_state
+from qltlib.particles.transfer import TransferSettings
+from qltlib.validation.one_step_check import (
+    chapman_kolmogorov,
+    chi_square,
+    drift_per_doubling,
+    mean_two_steps,
+    paired_change,
+    qlt_comparison,
+    ratios,
+    recursion_in_time,
+    simulation_reference,
+    steady_comparison,
+    truncation_ratios,
+)
+
+L = 4
+N_THETA = 6
+
+
+def _measurement(alpha=100.0, n_real=12, seed=0, nu=0.05, coupling=0.05, scale=1.0, indices=None):
+    """Synthetic per-realisation terms on l = 0..N_THETA-1: a diagonal M with weak coupling,
+    positive S, negative X, and (m1, P1) of a Markov velocity exp(-nu s) with scatter."""
+    settings = TransferSettings(alpha=alpha, lmax=L, n_theta=N_THETA)
+    rng = np.random.default_rng(seed)
+    dt = settings.delta_t
+    matrix = np.zeros((n_real, N_THETA, L + 1))
+    diag = 0.3 + 0.4 * rng.random((n_real, L))
+    for r in range(n_real):
+        matrix[r, 1:L + 1, 1:L + 1] = np.diag(diag[r]) + coupling * rng.random((L, L))
+        matrix[r, 0, 0] = 1.0
+    source = scale * (1.0 + rng.random((n_real, N_THETA))) / (1 + np.arange(N_THETA)) ** 2
+    cross = -scale * 0.1 * rng.random((n_real, N_THETA))
+    p1 = math.exp(-nu * dt) * (1 + 0.01 * rng.normal(size=n_real))
+    m1 = -(1 - math.exp(-nu * dt)) / nu * (1 + 0.01 * rng.normal(size=n_real))
+    indices = np.arange(n_real) if indices is None else np.asarray(indices)
+    return OneStepMeasurement(settings=settings, matrix=matrix, source=source, cross=cross, m1=m1,
+                              p1=p1, msd1=np.ones(n_real), seconds=np.ones(n_real), indices=indices)
+
+
+def _steady_of_means(meas, lmax=L):
+    sl = slice(1, lmax + 1)
+    return one_step_steady_state(meas.matrix[:, sl, sl].mean(axis=0), meas.source[:, sl].mean(axis=0),
+                                 meas.cross[:, sl].mean(axis=0), meas.m1.mean(), meas.p1.mean())
+
+
+def _reference(c, c_err, times=(1.0,), plateau=None, plateau_err=None):
+    c = np.atleast_2d(c)
+    return {"times": np.asarray(times, dtype=float), "C": c[-1], "C_err": np.asarray(c_err),
+            "C_cov": None, "C_t": c, "C_t_err": np.tile(c_err, (c.shape[0], 1)),
+            "plateau": plateau, "plateau_err": plateau_err}
+
+
+def test_chi_square_and_ratios():
+    model, data = np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.5, 2.0])
+    out = chi_square(model, [0.3, 0.0, 0.4], data, [0.4, 0.5, 0.3], cov=np.diag([0.25, 0.25, 0.25]))
+    assert out["chi2"] == pytest.approx(0.0 + 1.0 + 4.0)
+    assert out["ndof"] == 3 and out["p"] == pytest.approx(stats.chi2.sf(5.0, 3))
+    assert out["chi2_cov"] == pytest.approx((0 + 0.25 + 1.0) / 0.25)
+    r = ratios(model, [0.1, 0.2, 0.3], data, [0.1, 0.25, 0.2], pick=(1, 3))
+    assert set(r) == {1, 3}
+    assert r[3][0] == pytest.approx(1.5)
+    assert r[3][1] == pytest.approx(1.5 * math.hypot(0.1, 0.1))
+
+
+def test_exact_prediction_has_zero_chi2_and_unit_ratios():
+    meas = _measurement()
+    exact = _steady_of_means(meas)
+    reference = _reference(exact["C"], 0.05 * exact["C"], plateau=exact["K"], plateau_err=0.1)
+    row = steady_comparison(meas, reference, lmax=L, pick=(1, 2, 4))
+    assert row["chi2"] == pytest.approx(0.0, abs=1e-20) and row["p"] == pytest.approx(1.0)
+    assert row["ndof"] == L and "chi2_cov" not in row      # no simulated covariance given
+    assert all(v[0] == pytest.approx(1.0) for v in row["ratio"].values())
+    assert row["K"] == pytest.approx(exact["K"]) and row["K_pull"] == pytest.approx(0.0, abs=1e-12)
+    # the Markov velocity of the synthetic terms: K = 1/(3 nu) up to the 1 % scatter
+    assert row["K"] == pytest.approx(1 / (3 * 0.05), rel=0.05)
+    assert np.all(row["C_err"] > 0) and row["K_err"] > 0
+    assert row["m1"] == pytest.approx(meas.m1.mean()) and row["M11"] == pytest.approx(
+        meas.matrix[:, 1, 1].mean())
+
+
+def test_a_wrong_simulation_is_rejected_and_the_pull_has_its_sign():
+    meas = _measurement()
+    exact = _steady_of_means(meas)
+    data = 1.5 * exact["C"]
+    reference = _reference(data, 0.01 * data, plateau=exact["K"] - 1.0, plateau_err=0.01)
+    row = steady_comparison(meas, reference, lmax=L)
+    err = np.hypot(row["C_err"], reference["C_err"])
+    assert row["chi2"] == pytest.approx(np.sum(((exact["C"] - data) / err) ** 2))
+    assert row["p"] < 1e-6
+    assert row["chi2_high"] == pytest.approx(np.sum(((exact["C"] - data) / err)[1:] ** 2))
+    assert row["ratio"][1][0] == pytest.approx(1 / 1.5)
+    assert row["K_pull"] > 0
+    # an explicit reference K replaces the plateau
+    other = steady_comparison(meas, reference, lmax=L, k_reference=(exact["K"] + 1.0, 0.01))
+    assert other["K_pull"] < 0 and other["K_reference"] == pytest.approx(exact["K"] + 1.0)
+    # with the simulated covariance the full chi2 is given too
+    reference["C_cov"] = np.diag(reference["C_err"] ** 2)
+    assert steady_comparison(meas, reference, lmax=L)["chi2_cov"] > 0
+
+
+def test_paired_change_matches_realisations_by_number():
+    a = _measurement(seed=1)
+    # the same terms with the realisations in another order: no change, and no error
+    order = np.random.default_rng(5).permutation(a.realisations)
+    shuffled = OneStepMeasurement(settings=a.settings, indices=a.indices[order],
+                                  **{n: getattr(a, n)[order] for n in
+                                     ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")})
+    same = paired_change(a, shuffled, lmax=L, pick=(1, 2))
+    assert same["paired_realisations"] == a.realisations
+    assert same["dK"] == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert all(v == pytest.approx((0.0, 0.0), abs=1e-12) for v in same["dlnC"].values())
+    # doubling S and X doubles every C_l exactly (paired: no error), K unchanged
+    doubled = OneStepMeasurement(settings=a.settings, indices=a.indices, matrix=a.matrix,
+                                 source=2 * a.source, cross=2 * a.cross, m1=a.m1, p1=a.p1,
+                                 msd1=a.msd1, seconds=a.seconds)
+    change = paired_change(a, doubled, lmax=L, pick=(1, 2, 4))
+    assert all(v == pytest.approx((1.0, 0.0), abs=1e-10) for v in change["dlnC"].values())
+    assert change["dK"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_paired_change_uses_only_shared_realisations():
+    a = _measurement(seed=2, n_real=10)
+    b = _measurement(alpha=200.0, seed=3, n_real=6, indices=np.arange(4, 10))
+    change = paired_change(a, b, lmax=L, pick=(1,))
+    assert change["paired_realisations"] == 6 and (change["from"], change["to"]) == (100.0, 200.0)
+    sub = OneStepMeasurement(settings=a.settings, indices=a.indices[4:],
+                             **{n: getattr(a, n)[4:] for n in
+                                ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")})
+    expected = _steady_of_means(b)["K"] - _steady_of_means(sub)["K"]
+    assert change["dK"][0] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="shared"):
+        paired_change(a, _measurement(seed=4, n_real=3, indices=[20, 21, 22]), lmax=L)
+
+
+def test_drift_of_a_markov_velocity_vanishes_in_k():
+    # (R4) is exact for a Markov velocity: K does not depend on Delta T (no scatter here)
+    runs = {a: _measurement(alpha=a, seed=7, nu=0.2) for a in (400.0, 100.0, 200.0)}
+    for run in runs.values():
+        run.m1[:] = -(1 - math.exp(-0.2 * run.settings.delta_t)) / 0.2
+        run.p1[:] = math.exp(-0.2 * run.settings.delta_t)
+    drifts = drift_per_doubling(runs, lmax=L, pick=(1,))
+    assert [(d["from"], d["to"]) for d in drifts] == [(100.0, 200.0), (200.0, 400.0)]
+    assert all(d["dK"] == pytest.approx((0.0, 0.0), abs=1e-10) for d in drifts)
+
+
+def test_truncation_ratios():
+    uncoupled = _measurement(coupling=0.0)
+    assert all(v == pytest.approx(1.0) for r in truncation_ratios(uncoupled, L, (2, 3)).values()
+               for v in r.values())
+    coupled = truncation_ratios(_measurement(coupling=0.2), L, (2,), ells=(1, 2, 4))
+    assert set(coupled[2]) == {1, 2} and coupled[2][2] < 1.0
+
+
+def test_recursion_against_itself_in_time():
+    meas = _measurement(alpha=100.0)                 # Delta T = 1
+    sl = slice(1, L + 1)
+    c, m = one_step_recursion(meas.matrix[:, sl, sl].mean(axis=0), meas.source[:, sl].mean(axis=0),
+                              meas.cross[:, sl].mean(axis=0), meas.m1.mean(), meas.p1.mean(), 4)
+    times = [1.0, 2.5, 4.0]                          # 2.5 is no multiple of Delta T
+    sim = np.array([c[1], c[2], c[4]])
+    reference = _reference(sim, 0.1 * sim[-1], times=times)
+    ck = chapman_kolmogorov(meas, reference, lmax=L, pick=(1, 3))
+    assert sorted(ck) == [1.0, 4.0]
+    assert all(v[0] == pytest.approx(1.0) and v[1] > 0 for r in ck.values() for v in r.values())
+    in_time = recursion_in_time(meas, reference, lmax=L)
+    assert sorted(in_time) == [1.0, 4.0]
+    assert in_time[4.0]["C1_ratio"] == pytest.approx(1.0) and in_time[4.0]["m"] == pytest.approx(m[4])
+
+
+def _summary(n_real=20, lmax=6, times=(10.0, 20.0), seed=0, k0=1e-2, plateau=2.0):
+    rng = np.random.default_rng(seed)
+    signal = 1 + rng.random((n_real, len(times), lmax + 1))
+    noise = 0.1 * rng.random((n_real, len(times)))
+    sub = signal - 0.0                                   # per-realisation C_l with shot noise
+    mean = (sub - noise[..., None]).mean(axis=0)
+    err = (sub - noise[..., None]).std(axis=0, ddof=1) / math.sqrt(n_real)
+    return {"times": list(times), "C_ell": mean.tolist(), "C_ell_err": err.tolist(),
+            "realisations": n_real, "diffusion_plateau": plateau, "diffusion_plateau_err": 0.1,
+            "diffusion_coefficient": [plateau] * len(times),
+            "diffusion_coefficient_err": [0.1] * len(times),
+            "settings": {"n_modes": 64, "spectrum": "white", "k0": k0, "k1": 10.0,
+                         "times": list(times)},
+            "per_realisation": {"C_ell": sub, "shot_noise": noise}}
+
+
+def test_simulation_reference():
+    summary = _summary()
+    ref = simulation_reference(summary, lmax=4)
+    assert ref["time"] == 20.0 and list(ref["ell"]) == [1, 2, 3, 4]
+    assert np.allclose(ref["C"], np.array(summary["C_ell"])[-1, 1:5])
+    assert ref["C_t"].shape == (2, 4)
+    assert np.allclose(np.sqrt(np.diag(ref["C_cov"])), ref["C_err"])
+    assert ref["plateau"] == 2.0 and ref["n_modes"] == 64 and ref["realisations"] == 20
+    first = simulation_reference(summary, lmax=4, time=10.0)
+    assert np.allclose(first["C"], np.array(summary["C_ell"])[0, 1:5])
+    with pytest.raises(ValueError, match="multipoles up to 6"):
+        simulation_reference(summary, lmax=7)
+
+
+class _StubTheory:
+    """Steady state for K|G|^2 = 1: C_l(alpha) = 1 / (1 + l(l+1)/alpha), l = 0..16."""
+
+    alpha_range = (10.0, 1000.0)
+
+    def cl(self, alpha):
+        ell = np.arange(17)
+        return 1.0 / (1.0 + ell * (ell + 1) / alpha)
+
+
+def test_qlt_comparison_recovers_alpha_and_compares_on_every_multipole():
+    theory = _StubTheory()
+    k0, plateau, alpha_true = 1e-2, 2.0, 80.0
+    kg2 = plateau / k0
+    cl = kg2 * theory.cl(alpha_true)
+    summary = {"times": [40.0], "C_ell": [cl.tolist()], "C_ell_err": [(0.02 * cl).tolist()],
+               "realisations": 30, "diffusion_plateau": plateau, "diffusion_plateau_err": 0.01,
+               "diffusion_coefficient": [plateau], "diffusion_coefficient_err": [0.01],
+               "settings": {"spectrum": "white", "k0": k0, "k1": 10.0, "times": [40.0],
+                            "n_modes": 64}}
+    fixed = qlt_comparison(summary, amplitude="diffusion", lmax=16, theory=theory)
+    assert fixed["alpha"] == pytest.approx(alpha_true, rel=1e-3)
+    assert fixed["kappa"] == pytest.approx(1.0) and fixed["ndof"] == 15
+    assert fixed["chi2"] < 1e-3 and fixed["ratio"][1][0] == pytest.approx(1.0, rel=1e-4)
+    # standard QLT's own K at the best alpha (white spectrum of the settings)
+    from qltlib.theory.spectrum import make_spectrum
+    from qltlib.theory.transport import standard_qlt_rates
+
+    expected_k = standard_qlt_rates(make_spectrum("white", k0, 10.0), fixed["alpha"] / 10.0).K
+    assert fixed["K_qlt"] == pytest.approx(expected_k)
+    # half the amplitude: the fixed one fails, the free one finds kappa = 1/2
+    summary["C_ell"] = [(0.5 * cl).tolist()]
+    summary["C_ell_err"] = [(0.01 * cl).tolist()]
+    wrong = qlt_comparison(summary, amplitude="diffusion", lmax=16, theory=theory)
+    free = qlt_comparison(summary, amplitude="free", lmax=16, theory=theory)
+    assert wrong["p"] < 1e-6
+    assert free["kappa"] == pytest.approx(0.5, rel=1e-3) and free["ndof"] == 14 and free["p"] > 0.99
+
+
+def test_mean_over_two_steps_is_exact_for_a_markov_velocity_only():
+    nu = 0.1
+    one, two = _measurement(alpha=100.0, seed=8), _measurement(alpha=200.0, seed=9)
+    for run in (one, two):
+        run.m1[:] = -(1 - math.exp(-nu * run.settings.delta_t)) / nu
+        run.p1[:] = math.exp(-nu * run.settings.delta_t)
+    out = mean_two_steps(one, two)
+    assert out["excess"] == pytest.approx((0.0, 0.0), abs=1e-12)
+    assert out["predicted"] == pytest.approx(out["measured"]) and out["paired_realisations"] == 12
+    # a velocity correlation that falls faster at the second lag: (R2) overshoots |m|
+    two.m1[:] *= 0.9
+    assert mean_two_steps(one, two)["excess"][0] == pytest.approx(1 / 0.9 - 1)
+    with pytest.raises(ValueError, match="2 Delta T"):
+        mean_two_steps(one, _measurement(alpha=300.0))
