@@ -216,13 +216,14 @@ for (const e of article.querySelectorAll('pre, mjx-container[display="true"], di
   }
 }
 // words of text broken across lines inside a table cell ("Foun datio ns"): a word laid out on
-// two lines has client rects on two lines (code, which may break anywhere, is left out)
+// two lines has client rects on two lines (code, which may break anywhere, is left out; a line
+// may break after a hyphen, a dash or a slash)
 const brokenWords = [];
 for (const cell of article.querySelectorAll('td, th')) {
   const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     if (node.parentElement.closest('code, pre, mjx-container, .math')) continue;
-    for (const m of node.textContent.matchAll(/[^\s\u200b-]+/g)) {
+    for (const m of node.textContent.matchAll(/[^\s\u200b\u2013\u2014\/-]+/g)) {
       const range = document.createRange();
       range.setStart(node, m.index);
       range.setEnd(node, m.index + m[0].length);
