@@ -44,7 +44,7 @@ def test_particle_tracking_chapters_are_detected():
     assert tracks_particles(CHAPTER_DIR / "07_validation.md")        # particles.settings -> tracking
     assert tracks_particles(CHAPTER_DIR / "08_qlt_validity.md")      # particles.transfer -> tracking
     # ... and may include a chapter that only reads stored ensembles (run once more, harmlessly)
-    for analytic in ("02_liouville_qlt.md", "05_kernels.md", "06_steady_state.md"):
+    for analytic in ("02_liouville_qlt.md", "04_diagrams.md", "05_kernels.md"):
         assert not tracks_particles(CHAPTER_DIR / analytic)
     ci = (ROOT / ".ci" / "run").read_text()
     assert "NUMBA_CPU_NAME=generic" in ci and "notebook_references.py --tracking" in ci

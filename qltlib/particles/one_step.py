@@ -272,6 +272,31 @@ class OneStepMeasurement:
                 "C_cov": cov[:lmax, :lmax], "K": float(est[lmax]), "K_err": float(err[lmax]),
                 "m_inf": float(est[lmax + 1]), "m_inf_err": float(err[lmax + 1])}
 
+    def shape_ratios(self, reference_ell: int = 2, lmax: int | None = None) -> dict:
+        """The steady shape ``C_l / C_ref`` (R3) with jackknife errors, and ``K`` (R4).
+
+        Returns
+        -------
+        dict
+            ``ell`` (``1..lmax``), ``ratio``, ``ratio_err``, ``K``, ``K_err`` (``r_g c``).
+
+        Notes
+        -----
+        Chapter *The steady state*, figure ``fig-steady-one-step``: the shape of the one-step
+        steady state beside the analytic one, whose units differ.
+        """
+        lmax = self._lmax(lmax)
+        if not 1 <= int(reference_ell) <= lmax:
+            raise ValueError(f"reference multipole must lie in 1..{lmax}, got {reference_ell!r}")
+
+        def stat(m):
+            out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"])
+            return np.concatenate([out["C"] / out["C"][int(reference_ell) - 1], [out["K"]]])
+
+        est, err, _ = jackknife(self._values(lmax), stat)
+        return {"ell": np.arange(1, lmax + 1), "ratio": est[:lmax], "ratio_err": err[:lmax],
+                "K": float(est[lmax]), "K_err": float(err[lmax])}
+
     def recursion(self, n_steps: int, lmax: int | None = None) -> tuple:
         """:func:`one_step_recursion` with the ensemble means: ``(times, C, m)``."""
         m = self.means(lmax)

@@ -200,3 +200,14 @@ def test_path_splits_exactly_at_the_first_step():
     assert np.allclose(direct.positions[0], delta_r, atol=1e-9)
     assert np.allclose(direct.positions[1], second.positions[-1], atol=1e-6)
     assert np.abs(direct.positions[1] - delta_r).max() > 0.5          # the second step moved them
+
+
+def test_shape_ratios_are_the_steady_state_normalised_at_the_reference_multipole():
+    measurement = load_one_step(DATA_DIR / "one_step" / "white_alpha800_grid68.npz")
+    steady, shape = measurement.steady_state(), measurement.shape_ratios(reference_ell=2)
+    assert shape["ratio"][1] == 1.0 and shape["ratio_err"][1] == 0.0
+    np.testing.assert_allclose(shape["ratio"], steady["C"] / steady["C"][1], rtol=1e-12)
+    assert shape["K"] == steady["K"] and shape["K_err"] == steady["K_err"]
+    assert np.all(shape["ratio_err"][2:] > 0)
+    with pytest.raises(ValueError, match="reference multipole"):
+        measurement.shape_ratios(reference_ell=17)
