@@ -114,8 +114,9 @@ TRANSFER_NOTES = (
      "the kolmogorov and flat3d spectra the steps tried were far too short (dipole 0.01-0.07 of "
      "the simulated one)"),
     ("the result depends on alpha: on the white spectrum (k 1e-3..1e2) the predicted K falls by "
-     "0.29 +- 0.06 r_g c per doubling of alpha from 1600 to 3200; alpha = 1600 is where the "
-     "predicted K meets the simulated plateau and C_1 agrees; not validated at high l"),
+     "0.30 +- 0.05 r_g c from alpha 1600 to 3200 and then settles near 5.6 (12800), below the "
+     "simulated plateau 6.15, while C_l at l >= 4 keep growing with alpha; alpha = 1600 is "
+     "where the predicted K meets the plateau and C_1 agrees; not validated at high l"),
     ("C_ell is the power of dI = Delta r . G with |G| = 1/r_g, in (r_g |G|)^2 as qlt summarize "
      "(not the relative intensity of --method qlt); K = -m_inf/3 with m_inf = m1/(1 - P1)"),
 )
@@ -191,9 +192,10 @@ def register(subparsers) -> None:
                     "(qltlib/particles/one_step.py), on any spectrum and band that qlt simulate "
                     "accepts, with jackknife errors over field realisations. NOT YET VALIDATED: "
                     "the result still depends on alpha (on the white spectrum the predicted K "
-                    "falls by 0.29 +- 0.06 r_g c per doubling from alpha = 1600 to 3200; the "
-                    "default 1600 is where the predicted K meets the simulated plateau and C_1 "
-                    "agrees) and is not validated at high l; for the kolmogorov and flat3d "
+                    "falls by 0.30 +- 0.05 r_g c from alpha = 1600 to 3200, then settles near "
+                    "5.6, below the simulated plateau, while l >= 4 keep growing; the default "
+                    "1600 is where the predicted K meets the plateau and C_1 agrees) and is not "
+                    "validated at high l; for the kolmogorov and flat3d "
                     "spectra the steps tried were far too short (chapter 'A parameter-free "
                     "predictor'). The realisations are kept in the "
                     "part store of qlt transfer for the same settings (a second call takes "
