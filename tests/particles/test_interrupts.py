@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from qltlib.particles.files import read_manifest_json as load_manifest_json
