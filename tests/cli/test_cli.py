@@ -135,14 +135,14 @@ def test_os_errors_become_one_line(monkeypatch, capsys):
     import qltlib.cli.main as cli
 
     def denied(args):
-        raise PermissionError(13, "Permission denied", "/root/forbidden/run")
+        raise PermissionError(13, "Permission denied", "forbidden/run")
 
     parser = cli.build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
     parser._subparsers._group_actions[0].choices["spectrum"].set_defaults(func=denied)
     assert cli.main(["spectrum"]) == 2
     err = capsys.readouterr().err
-    assert err == "qlt spectrum: error: Permission denied: /root/forbidden/run\n"
+    assert err == "qlt spectrum: error: Permission denied: forbidden/run\n"
 
 
 # --- issue 19: pointers, plain messages, estimates -------------------------------------------
