@@ -5,9 +5,12 @@
         [--out data/one_step]
 
 One file per (spectrum, alpha, grid, modes): ``OUT/<spectrum>_alpha<alpha>[_grid<n>][_modes<n>].npz``
-(:meth:`qltlib.particles.one_step.OneStepMeasurement.save`). Realisations ``0 .. R-1`` of seed 2019; the
-file is rewritten every ``--save-every`` realisations, and a rerun continues from the realisations
-it holds (same settings required). Alphas are done in the order given.
+(:meth:`qltlib.particles.one_step.OneStepMeasurement.save`), realisations ``0 .. R-1`` of seed 2019.
+The particles are tracked through the shared runner and part store of ``qlt transfer`` and
+``qlt spectrum --method transfer`` (:func:`qltlib.particles.transfer_run.run_one_step`; the cache
+directory of these settings unless ``--store``): Ctrl-C keeps every finished realisation and a
+rerun resumes; the file is written once all ``R`` are done, and a file that already holds them
+is left as it is. Alphas are done in the order given.
 """
 from __future__ import annotations
 
@@ -19,13 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qltlib.particles.one_step import (
-    combine,
-    from_realisations,
-    load_one_step,
-    measure_step_realisation,
-)
+from qltlib.particles.one_step import load_one_step
+from qltlib.particles.runner import stderr_line
 from qltlib.particles.transfer import TransferSettings
+from qltlib.particles.transfer_run import run_one_step
 
 
 def file_name(settings: TransferSettings) -> str:
@@ -37,28 +37,25 @@ def file_name(settings: TransferSettings) -> str:
     return name + ".npz"
 
 
-def run(settings: TransferSettings, n_realisations: int, out: Path, save_every: int) -> None:
+def run(settings: TransferSettings, n_realisations: int, out: Path, workers: int = 1,
+        store=None) -> None:
     path = out / file_name(settings)
-    done = load_one_step(path) if path.is_file() else None
-    if done is not None and done.settings != settings:
-        raise SystemExit(f"{path} holds other settings: {done.settings}")
-    have = set() if done is None else set(done.indices.tolist())
-    todo = [i for i in range(n_realisations) if i not in have]
-    print(f"{path.name}: {len(have)} stored, {len(todo)} to do", flush=True)
-    batch, batch_idx = [], []
+    if path.is_file():
+        held = load_one_step(path)
+        if held.settings != settings:
+            raise SystemExit(f"{path} holds other settings: {held.settings}")
+        if set(range(n_realisations)) <= set(held.indices.tolist()):
+            print(f"{path.name}: the {n_realisations} realisations are stored; nothing to do",
+                  flush=True)
+            return
     start = time.perf_counter()
-    for count, index in enumerate(todo, 1):
-        batch.append(measure_step_realisation(settings, index))
-        batch_idx.append(index)
-        if len(batch) == save_every or count == len(todo):
-            part = from_realisations(settings, batch, batch_idx)
-            done = part if done is None else combine([done, part])
-            tmp = path.with_name(path.name + ".tmp.npz")
-            done.save(tmp)
-            tmp.replace(path)
-            print(f"  {done.realisations} realisations, {time.perf_counter() - start:.0f} s, "
-                  f"{sum(r['seconds'] for r in batch) / len(batch):.2f} s each (last batch)", flush=True)
-            batch, batch_idx = [], []
+    result = run_one_step(settings, n_realisations, store=store, workers=workers,
+                          report=stderr_line)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    result["measurement"].save(tmp)
+    tmp.replace(path)
+    print(f"{path.name}: {n_realisations} realisations ({len(result['written'])} tracked now, "
+          f"{time.perf_counter() - start:.0f} s; store {result['store']})", flush=True)
 
 
 def main(argv=None):
@@ -69,14 +66,17 @@ def main(argv=None):
     parser.add_argument("--lmax", type=int, default=16)
     parser.add_argument("--n-theta", type=int, default=None)
     parser.add_argument("--modes", type=int, default=1024)
-    parser.add_argument("--save-every", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--store", type=Path, default=None,
+                        help="part store (default: the cache directory of each alpha's settings)")
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "one_step")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for alpha in (float(a) for a in args.alphas.split(",")):
         settings = TransferSettings(alpha=alpha, lmax=args.lmax, n_theta=args.n_theta, n_modes=args.modes,
                                     spectrum=args.spectrum)
-        run(settings, args.realisations, args.out, args.save_every)
+        store = None if args.store is None else args.store / file_name(settings).removesuffix(".npz")
+        run(settings, args.realisations, args.out, args.workers, store)
 
 
 if __name__ == "__main__":

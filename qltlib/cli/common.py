@@ -135,10 +135,14 @@ def reporter(command: str):
     return lambda line: stderr_note(command, line)
 
 
-def finished_parts(store) -> int:
-    """Finished realisations in a part store, counted without importing the particle modules
-    (an interrupt may have hit that very import)."""
-    return len(list(Path(store).glob("matrix_[0-9][0-9][0-9][0-9][0-9].npz"))) if store else 0
+def finished_parts(directory, prefixes=("matrix_",)) -> int:
+    """Finished realisations in a run directory: the distinct indices of its files
+    ``PREFIX_NNNNN.npz``, counted without importing the particle modules (an interrupt may have
+    hit that very import)."""
+    if not directory:
+        return 0
+    return len({p.name.split("_", 1)[1] for prefix in prefixes
+                for p in Path(directory).glob(prefix + "[0-9][0-9][0-9][0-9][0-9].npz")})
 
 
 def part_store_command(command: str, args, body) -> int:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 
 from ..particles.tracking_defaults import (
     DEFAULT_MULTIRATE_TOLERANCE,
@@ -22,6 +21,7 @@ from ..particles.tracking_defaults import (
 )
 from ..theory.spectrum import SPECTRA
 from ..units import PAPER_K0, PAPER_K1
+from .common import finished_parts
 from .outputs import epilog
 
 
@@ -39,11 +39,8 @@ def parse_times(text: str) -> tuple:
 
 
 def _finished_files(out) -> int:
-    # counted without importing qltlib.particles.ensemble: the interrupt may have hit that very import;
     # a finished realisation has a raw file, a summary file (--no-raw) or both
-    names = {p.name.split("_", 1)[1] for pattern in ("realisation_", "summary_")
-             for p in Path(out).glob(pattern + "[0-9][0-9][0-9][0-9][0-9].npz")}
-    return len(names)
+    return finished_parts(out, ("realisation_", "summary_"))
 
 
 #: options that make up a run's settings: taken from the manifest with --resume

@@ -237,7 +237,9 @@ class OneStepMeasurement:
     def realisations(self) -> int:
         return int(self.m1.shape[0])
 
-    def _values(self, lmax: int) -> dict:
+    def per_realisation(self, lmax: int | None = None) -> dict:
+        """The arrays that enter the recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
+        lmax = self._lmax(lmax)
         sl = slice(1, lmax + 1)
         return {"matrix": self.matrix[:, sl, sl], "source": self.source[:, sl], "cross": self.cross[:, sl],
                 "m1": self.m1, "p1": self.p1}
@@ -250,7 +252,7 @@ class OneStepMeasurement:
 
     def means(self, lmax: int | None = None) -> dict:
         """Ensemble means of ``M`` (``l, l0 = 1..lmax``), ``S``, ``X`` (``l = 1..lmax``), ``m1``, ``p1``."""
-        return {k: v.mean(axis=0) for k, v in self._values(self._lmax(lmax)).items()}
+        return {k: v.mean(axis=0) for k, v in self.per_realisation(lmax).items()}
 
     def steady_state(self, lmax: int | None = None) -> dict:
         """(R3)-(R4) from the ensemble means, with jackknife errors over realisations.
@@ -267,7 +269,7 @@ class OneStepMeasurement:
             out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"])
             return np.concatenate([out["C"], [out["K"], out["m_inf"]]])
 
-        est, err, cov = jackknife(self._values(lmax), stat)
+        est, err, cov = jackknife(self.per_realisation(lmax), stat)
         return {"ell": np.arange(1, lmax + 1), "C": est[:lmax], "C_err": err[:lmax],
                 "C_cov": cov[:lmax, :lmax], "K": float(est[lmax]), "K_err": float(err[lmax]),
                 "m_inf": float(est[lmax + 1]), "m_inf_err": float(err[lmax + 1])}
@@ -293,7 +295,7 @@ class OneStepMeasurement:
             out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"])
             return np.concatenate([out["C"] / out["C"][int(reference_ell) - 1], [out["K"]]])
 
-        est, err, _ = jackknife(self._values(lmax), stat)
+        est, err, _ = jackknife(self.per_realisation(lmax), stat)
         return {"ell": np.arange(1, lmax + 1), "ratio": est[:lmax], "ratio_err": err[:lmax],
                 "K": float(est[lmax]), "K_err": float(err[lmax])}
 

@@ -189,7 +189,11 @@ def load_store(store, n_realisations: int | None = None, report=None) -> Transfe
     ValueError
         No manifest, bad settings, or no verified part.
     """
-    settings, parts = _stored_parts(store, n_realisations, report)
+    return _matrix_measurement(*_stored_parts(store, n_realisations, report))
+
+
+def _matrix_measurement(settings: TransferSettings, parts: dict) -> TransferMeasurement:
+    """The :class:`TransferMeasurement` of ``M`` over verified parts ``{index: terms}``."""
     return TransferMeasurement(settings=settings,
                                per_realisation=np.stack([terms["matrix"] for terms in parts.values()]),
                                aliasing_scale=aliasing_scale(settings))
@@ -211,14 +215,14 @@ def load_one_step_store(store, n_realisations: int | None = None, report=None):
 
 
 def verify_parts(store, settings: TransferSettings, n_realisations: int, report) -> tuple:
-    """Verified part indices below ``n_realisations``, and those found corrupt (deleted)."""
-    good, repaired = [], []
+    """The verified parts below ``n_realisations`` as ``{index: terms}``
+    (:func:`load_part_terms`), and the indices of those found corrupt (deleted)."""
+    good, repaired = {}, []
     for index in existing_parts(store):
         if index >= n_realisations:
             continue
         try:
-            load_part(store, index, settings)
-            good.append(index)
+            good[index] = load_part_terms(store, index, settings)
         except CorruptRealisationError as exc:         # outdated parts too
             report(f"{exc}; recomputing it")
             part_path(store, index).unlink(missing_ok=True)
@@ -234,7 +238,7 @@ def run_transfer(settings: TransferSettings, n_realisations: int, store=None, wo
     :class:`~qltlib.particles.transfer.TransferMeasurement` of ``M`` over the parts.
     """
     run = run_store(settings, n_realisations, store, workers, progress, report)
-    return {"measurement": load_store(run["store"], n_realisations, report), **run}
+    return {"measurement": _matrix_measurement(settings, run.pop("parts")), **run}
 
 
 def run_one_step(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
@@ -246,7 +250,8 @@ def run_one_step(settings: TransferSettings, n_realisations: int, store=None, wo
     :class:`~qltlib.particles.one_step.OneStepMeasurement` over the parts.
     """
     run = run_store(settings, n_realisations, store, workers, progress, report)
-    return {"measurement": load_one_step_store(run["store"], n_realisations, report), **run}
+    parts = run.pop("parts")
+    return {"measurement": from_realisations(settings, parts.values(), parts.keys()), **run}
 
 
 def run_store(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
@@ -273,7 +278,8 @@ def run_store(settings: TransferSettings, n_realisations: int, store=None, worke
     -------
     dict
         ``store``, ``written``, ``skipped``, ``repaired`` (indices; outdated parts count as
-        repaired).
+        repaired) and ``parts``: ``{index: terms}`` of every realisation, in index order, each
+        file read and verified once.
 
     Raises
     ------
@@ -286,8 +292,9 @@ def run_store(settings: TransferSettings, n_realisations: int, store=None, worke
     store = Path(default_store(settings) if store is None else store)
     prepare_run_directory(store, settings.as_dict(), n_realisations, _defaults(),
                           {"file_content": FILE_CONTENT}, option="--store")
-    skipped, repaired = verify_parts(store, settings, n_realisations, report)
-    todo = [i for i in range(n_realisations) if i not in set(skipped)]
+    parts, repaired = verify_parts(store, settings, n_realisations, report)
+    skipped = sorted(parts)
+    todo = [i for i in range(n_realisations) if i not in parts]
     seconds = tracking_seconds(settings.n_particles, settings.delta_t, settings,
                                max(1, usable_cores() // workers))
     announce_run(report, seconds, len(todo), workers, workers * transfer_memory(settings))
@@ -295,5 +302,7 @@ def run_store(settings: TransferSettings, n_realisations: int, store=None, worke
         report(notice)
     spec = TaskSpec("qltlib.particles.transfer_run:MatrixTask", {"settings": settings.as_dict()})
     written = run_parts(spec, store, todo, workers=workers, progress=progress, total=n_realisations)
-    return {"store": str(store), "written": written, "skipped": skipped, "repaired": repaired}
+    parts.update((index, load_part_terms(store, index, settings)) for index in written)
+    return {"store": str(store), "written": written, "skipped": skipped, "repaired": repaired,
+            "parts": dict(sorted(parts.items()))}
 

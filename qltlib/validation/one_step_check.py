@@ -90,12 +90,7 @@ def simulation_reference(summary: dict, lmax: int = LMAX, time=None) -> dict:
 def per_realisation(measurement, lmax: int = LMAX) -> dict:
     """The arrays of a :class:`~qltlib.particles.one_step.OneStepMeasurement` that enter the
     recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
-    lmax = int(lmax)
-    if not 1 <= lmax <= measurement.settings.lmax:
-        raise ValueError(f"lmax must lie in 1..{measurement.settings.lmax}, got {lmax}")
-    sl = slice(1, lmax + 1)
-    return {"matrix": measurement.matrix[:, sl, sl], "source": measurement.source[:, sl],
-            "cross": measurement.cross[:, sl], "m1": measurement.m1, "p1": measurement.p1}
+    return measurement.per_realisation(lmax)
 
 
 def _within(pick, lmax: int) -> list:
@@ -168,30 +163,24 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
     :math:numref:`eq-one-step-steady` and :math:numref:`eq-one-step-K` of the chapter; the
     comparison :math:numref:`eq-one-step-chi2`.
     """
-    values = per_realisation(measurement, lmax)
-
-    def statistic(means):
-        out = _steady(means)
-        return np.concatenate([out["C"], [out["K"]]])
-
-    est, err, cov = jackknife(values, statistic)
-    c, c_err = est[:lmax], err[:lmax]
+    steady = measurement.steady_state(lmax)
+    c, c_err, cov = steady["C"], steady["C_err"], steady["C_cov"]
     data, data_err = reference["C"][:lmax], reference["C_err"][:lmax]
     sim_cov = reference.get("C_cov")
     full_cov = None if sim_cov is None else cov[:lmax, :lmax] + np.asarray(sim_cov)[:lmax, :lmax]
     chi = chi_square(c, c_err, data, data_err, full_cov)
     high = chi_square(c[1:], c_err[1:], data[1:], data_err[1:])
-    means = {k: v.mean(axis=0) for k, v in values.items()}
+    means = measurement.means(lmax)
     if k_reference is None:
         k_reference = (reference.get("plateau"), reference.get("plateau_err"))
     k_ref, k_ref_err = k_reference
     pull = (None if k_ref is None or k_ref_err is None
-            else float((est[lmax] - k_ref) / math.hypot(err[lmax], k_ref_err)))
+            else float((steady["K"] - k_ref) / math.hypot(steady["K_err"], k_ref_err)))
     settings = measurement.settings
     return {"alpha": settings.alpha, "delta_t": settings.delta_t,
             "realisations": measurement.realisations, "n_theta": settings.n_theta,
             "n_modes": settings.n_modes, "C": c, "C_err": c_err,
-            "K": float(est[lmax]), "K_err": float(err[lmax]),
+            "K": steady["K"], "K_err": steady["K_err"],
             "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
             **chi, "chi2_high": high["chi2"], "p_high": high["p"],
             "ratio": ratios(c, c_err, data, data_err, pick),
@@ -289,7 +278,7 @@ def drift_per_doubling(measurements, lmax: int = LMAX, pick=PICK) -> list:
 def truncation_ratios(measurement, lmax: int = LMAX, truncations=(8, 12), ells=(1, 2, 4, 8)) -> dict:
     """``{L': {l: C_l(L') / C_l(lmax)}}``: the fixed point with the columns ``l0 > L'`` dropped,
     over the one at ``lmax`` (ensemble means)."""
-    means = {k: v.mean(axis=0) for k, v in per_realisation(measurement, lmax).items()}
+    means = measurement.means(lmax)
     full = _steady(means)["C"]
     out = {}
     for cut in truncations:
@@ -344,7 +333,7 @@ def recursion_in_time(measurement, reference: dict, lmax: int = LMAX) -> dict:
     """``{time: {"C1_ratio", "C2_ratio", "C1_sim_rel_err", "m"}}``: the recursion from the
     ensemble means against the simulated ``C_1``, ``C_2`` (and the relative error of the simulated
     ``C_1``) at the simulation's times that are multiples of ``Delta T``."""
-    means = {k: v.mean(axis=0) for k, v in per_realisation(measurement, lmax).items()}
+    means = measurement.means(lmax)
     dt = measurement.settings.delta_t
     last = int(round(reference["times"][-1] / dt))
     c, m = one_step_recursion(means["matrix"], means["source"], means["cross"],
