@@ -18,10 +18,10 @@ import numpy as np
 
 from qltlib.observations.fit import (
     DEFAULT_LMAX_THEORY,
-    PseudoClLikelihood,
     cached_theory_grid,
     fit_likelihood,
 )
+from qltlib.observations.likelihood import PseudoClLikelihood
 from qltlib.observations.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
 
 TRUTH = {"alpha": 50.0, "kg2": 1.0e-5, "noise": 5.0e-9}

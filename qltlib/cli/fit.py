@@ -16,6 +16,13 @@ chapter *Validation by test particles*): the same keys, without ``noise``, plus 
 ``lmax_theory``, ``amplitude``, the fitted points and the steady time with its rule. Without
 ``--time`` it fits at the ensemble's steady time
 (:func:`qltlib.validation.convergence.steady_time_report`), as chapter 7's table.
+
+``qlt fit --one-step PATH --energy-tev E`` fits the steady state of the one-step recursion
+(chapter *A parameter-free predictor*) instead of the analytic one: a shape measured by test
+particles, with no ``alpha``, so only its amplitude ``A = (r_g |G|)^2`` and the noise are free
+(:func:`qltlib.observations.shape_fit.fit_one_step_shape`). ``PATH`` is a measurement saved as
+``.npz`` (``data/one_step/*.npz``) or the part store that ``qlt spectrum --method transfer``
+prints as ``store``.
 """
 from __future__ import annotations
 
@@ -32,6 +39,8 @@ from .outputs import epilog
 # subcommand would then pay at start-up. The help texts quote them (checked by a test).
 
 
+#: options of the analytic data fit that a one-step fit does not take (the measurement fixes them)
+_THEORY_ONLY = ("spectrum", "k0", "k1", "lmax_theory")
 #: options of the data fit that a simulation fit does not take (the simulation fixes them)
 _DATA_ONLY = ("dataset", "energy_tev", "dec_max", "spectrum", "k0", "k1", "fsky_normalise")
 #: defaults of the data fit's options that are ``None`` in the parser (so that an explicit value
@@ -51,12 +60,16 @@ def _fit_command(args) -> int:
         if not Path(args.simulation).is_dir():
             what = "not a directory" if Path(args.simulation).exists() else "no such directory"
             raise ValueError(f"--simulation: {what}: {args.simulation}")
+        if args.one_step is not None:
+            raise ValueError("--one-step fits data; it does not go with --simulation")
         return _fit_simulation_command(args, options)
     for name in ("time", "amplitude"):
         if getattr(args, name) is not None:
             raise ValueError(f"--{name} applies only with --simulation DIR")
     if args.energy_tev is None:
         raise ValueError("--energy-tev is required (or --simulation DIR to fit a test-particle ensemble)")
+    if args.one_step is not None:
+        return _fit_one_step_command(args, options)
     from ..observations.fit import fit_energy_bin
 
     data = {name: (_DATA_DEFAULTS[name] if getattr(args, name) is None else getattr(args, name))
@@ -65,6 +78,41 @@ def _fit_command(args) -> int:
                             spectrum=data["spectrum"], k0=data["k0"], k1=data["k1"],
                             fsky_normalise=args.fsky_normalise, announce=_announce, **options)
     sys.stdout.write(checked_json(result.to_dict()) + "\n")
+    return 0
+
+
+def _load_one_step(path: str):
+    """The one-step measurement at ``path``: a saved ``.npz`` or a part store directory."""
+    source = Path(path)
+    if not source.exists():
+        raise ValueError(f"--one-step: no such file or directory: {path}")
+    if source.is_dir():
+        from ..particles.transfer_run import load_one_step_store
+        return load_one_step_store(source, report=lambda line: sys.stderr.write(f"qlt fit: {line}\n"))
+    from ..particles.one_step import load_one_step
+    try:
+        return load_one_step(source)
+    except (OSError, KeyError, TypeError, ValueError, EOFError):
+        raise ValueError(f"--one-step: {path} is not a one-step measurement (a .npz written by "
+                         f"OneStepMeasurement.save, as in data/one_step/, or a part store of qlt "
+                         f"spectrum --method transfer)") from None
+
+
+def _fit_one_step_command(args, options) -> int:
+    given = [name for name in _THEORY_ONLY if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} does not apply with --one-step: the "
+                         f"measurement fixes the spectrum, band and truncation")
+    measurement = _load_one_step(args.one_step)
+    from ..observations.shape_fit import fit_one_step_shape
+
+    options.pop("lmax_theory", None)
+    result = fit_one_step_shape(measurement, args.dataset or _DATA_DEFAULTS["dataset"],
+                                args.energy_tev, dec_max=args.dec_max,
+                                fsky_normalise=args.fsky_normalise, **options)
+    out = result.to_dict()
+    out["one_step"]["source"] = str(args.one_step)
+    sys.stdout.write(checked_json(out) + "\n")
     return 0
 
 
@@ -110,12 +158,16 @@ def _fit_simulation_command(args, options) -> int:
 def register(subparsers) -> None:
     """Add the ``fit`` subcommand to an :mod:`argparse` subparsers object."""
     p = subparsers.add_parser(
-        "fit", help="fit alpha, K|G|^2 and noise to one energy bin of an observed pseudo-C_l, "
-                    "or with --simulation DIR alpha and K|G|^2 to a test-particle ensemble",
-        epilog=epilog("fit", "fit --simulation"),
+        "fit", help="fit alpha, K|G|^2 and noise to one energy bin of an observed pseudo-C_l "
+                    "(with --one-step PATH: the amplitude of the measured one-step shape and "
+                    "noise), or with --simulation DIR alpha and K|G|^2 to a test-particle "
+                    "ensemble",
+        epilog=epilog("fit", "fit --one-step", "fit --simulation"),
         description="Maximum-likelihood fit of the steady-state QLT spectrum, forward-modelled "
                     "through the detector's field of view and the m = 0 filter, to one energy "
-                    "bin; or, with --simulation DIR, chi2 fit to a test-particle ensemble. "
+                    "bin; with --one-step PATH the steady state of the one-step recursion "
+                    "measured by test particles instead (amplitude and noise free, no alpha); "
+                    "or, with --simulation DIR, chi2 fit to a test-particle ensemble. "
                     "Prints JSON; K|G|^2 in units of c k0, errors 1 sigma. alpha = "
                     "k1 c Delta T is searched in 10..1000, where the theory (alpha >> 1) holds.")
     p.add_argument("--dataset", default=None,
@@ -127,8 +179,10 @@ def register(subparsers) -> None:
                         "from the model; also 2 with --simulation)")
     p.add_argument("--lmax", type=integer_type("lmax", 2), default=None,
                    help="highest multipole fitted, at most the data's last l (default 39: the "
-                        "l = 40 marker is clipped in the digitised figure; with --simulation "
-                        "default 16, multipoles with relative error > 1 left out)")
+                        "l = 40 marker is clipped in the digitised figure; with --one-step "
+                        "default 12, where the power beyond the measured l <= 16 stays a few "
+                        "per cent; with --simulation default 16, multipoles with relative "
+                        "error > 1 left out)")
     p.add_argument("--dec-max", type=number_type("dec-max"), default=None,
                    help="northern edge of the field of view, equatorial declination in degrees "
                         "(default: the data set's, -20 assumed for IceCube)")
@@ -143,6 +197,12 @@ def register(subparsers) -> None:
     p.add_argument("--fsky-normalise", action="store_true",
                    help="divide the model pseudo-power by f_sky (default: plain pseudo-power, "
                         "as IceCube's)")
+    p.add_argument("--one-step", default=None, metavar="PATH",
+                   help="fit the steady state of the one-step recursion instead of the analytic "
+                        "one: PATH is a measurement saved as .npz (data/one_step/*.npz) or the "
+                        "part store printed by qlt spectrum --method transfer as 'store'; the "
+                        "measurement fixes spectrum, band and truncation (default: none, the "
+                        "analytic steady state)")
     p.add_argument("--simulation", default=None, metavar="DIR",
                    help="fit a test-particle ensemble (a `qlt simulate` directory) instead of "
                         "data: the steady state of the simulation's spectrum against its "

@@ -243,18 +243,14 @@ _WRITE_SUMMARIES = OutputTable(
     ),
 )
 
-_FIT = OutputTable(
-    "qlt fit --dataset NAME --energy-tev E",
-    "Maximum-likelihood fit of the steady state, through the detector's field of view, to one "
-    "energy bin of an observed pseudo-C_l.",
-    (
-        *_alpha_keys("from the sandwich covariance of ln alpha"),
-        *_kg2_keys("fitted"),
+#: the noise term of a fit to data
+_NOISE_KEYS = (
         Key("noise", "isotropic noise level N of the pseudo-C_l, dimensionless like C_l"),
         Key("noise.value", "best fit"),
         Key("noise.err", "1 sigma error; null where the noise is on its bound (negligible)"),
-        Key("chi2", "sum over the fitted l of (ln C~_obs - <ln C~>)^2 / s_l^2 at the best fit"),
-        Key("ndof", "degrees of freedom: n_points - 3"),
+)
+#: what every fit to one energy bin of a data set prints about its statistics and the data
+_DATA_FIT_KEYS = (
         Key("p_value", "chi2 survival function at chi2 for ndof; below 0.05 a poor-fit note"),
         Key("converged", "the re-weighted fit settled and the optimiser succeeded"),
         Key("at_bound", "names of the parameters on an edge of their range"),
@@ -268,12 +264,71 @@ _FIT = OutputTable(
         Key("dec_max_deg", "northern edge of the field of view, deg"),
         Key("m0_filtered", "whether the data's m = 0 modes are filtered out (and the model's)"),
         Key("fsky_normalise", "whether the model pseudo-power is divided by f_sky"),
+)
+
+_FIT = OutputTable(
+    "qlt fit --dataset NAME --energy-tev E",
+    "Maximum-likelihood fit of the steady state, through the detector's field of view, to one "
+    "energy bin of an observed pseudo-C_l.",
+    (
+        *_alpha_keys("from the sandwich covariance of ln alpha"),
+        *_kg2_keys("fitted"),
+        *_NOISE_KEYS,
+        Key("chi2", "sum over the fitted l of (ln C~_obs - <ln C~>)^2 / s_l^2 at the best fit"),
+        Key("ndof", "degrees of freedom: n_points - 3"),
+        *_DATA_FIT_KEYS,
         Key("spectrum", "shape of the turbulence spectrum g(k)"),
         Key("k0", "smallest wavenumber of the band, 1/r_g"),
         Key("k1", "largest wavenumber of the band, 1/r_g"),
         Key("lmax_theory", "truncation of the steady-state system"),
         Key("digitisation_dex", "point-to-point error of the digitised numbers, dex"),
         Key("notes", "one line per caveat (bounds, one-sided intervals, poor fit)"),
+    ),
+)
+
+_FIT_ONE_STEP = OutputTable(
+    "qlt fit --one-step PATH --dataset NAME --energy-tev E",
+    "Fit of the one-step steady state C^os (measured by test particles; no alpha) to one energy "
+    "bin: mu_l = A sum_l' M_ll' C^os_l' + N n_l, two parameters.",
+    (
+        Key("method", "the string \"transfer\": the shape is the one-step steady state"),
+        Key("amplitude", "A = (r_g |G|)^2, the squared relative density gradient in units of "
+                         "1/r_g^2 (dimensionless)"),
+        Key("amplitude.value", "best fit"),
+        Key("amplitude.err", "1 sigma error; null where A is on its bound"),
+        Key("amplitude.unit", "the string \"(r_g |G|)^2\""),
+        Key("gradient", "|G| = sqrt(A)/r_g, the relative density gradient"),
+        Key("gradient.value", "best fit, 1/r_g"),
+        Key("gradient.err", "1 sigma error, 1/r_g; null where A has none"),
+        Key("gradient.unit", "the string \"1/r_g\""),
+        Key("K", "the diffusion coefficient predicted by the same measurement, -m_inf/3"),
+        Key("K.value", "jackknife estimate, r_g c"),
+        Key("K.err", "jackknife error over realisations, r_g c"),
+        Key("K.unit", "the string \"r_g c\""),
+        Key("dipole", "the dipole amplitude 3 K |G| / c implied by the fitted gradient and K "
+                      "(dimensionless)"),
+        Key("dipole.value", "best fit"),
+        Key("dipole.err", "1 sigma error (A and K); null where A has none"),
+        *_NOISE_KEYS,
+        Key("chi2", "sum over the fitted l of (ln C~_obs - <ln C~>)^2 / s_l^2 at the best fit; "
+                    "s_l^2 includes the shape's own error"),
+        Key("ndof", "degrees of freedom: n_points - 2"),
+        *_DATA_FIT_KEYS,
+        Key("tail_share", "largest fraction of the fitted signal at a fitted l that comes from "
+                          "l > one_step.lmax, where the shape is a power-law continuation; "
+                          "above 0.05 a note"),
+        Key("digitisation_dex", "point-to-point error of the digitised numbers, dex"),
+        Key("one_step", "the measurement whose steady state is the shape"),
+        Key("one_step.spectrum", "shape of g(k)"),
+        Key("one_step.k0", "smallest wavenumber of the band, 1/r_g"),
+        Key("one_step.k1", "largest wavenumber of the band, 1/r_g"),
+        Key("one_step.alpha", "alpha = k1 c Delta T of the measured step"),
+        Key("one_step.lmax", "L, the last measured multipole"),
+        Key("one_step.n_theta", "Gauss-Legendre rings of the measurement"),
+        Key("one_step.n_modes", "plane waves per field realisation"),
+        Key("one_step.realisations", "field realisations measured"),
+        Key("one_step.source", "PATH as given: a .npz of a measurement or a part store"),
+        Key("notes", "one line per caveat (bounds, poor fit, a large tail_share)"),
     ),
 )
 
@@ -373,6 +428,7 @@ TABLES = {
     "summarize --write-summaries": _WRITE_SUMMARIES,
     "fit": _FIT,
     "fit --simulation": _FIT_SIMULATION,
+    "fit --one-step": _FIT_ONE_STEP,
     "transfer": _TRANSFER,
 }
 

@@ -17,6 +17,7 @@ from qltlib.cli.outputs import TABLES, epilog, json_paths, markdown_page
 
 REPO = Path(__file__).resolve().parents[2]
 LONG_RUN = REPO / "data" / "simulation" / "white_k0-1e-3_k1-1e2_t1280"
+ONE_STEP = REPO / "data" / "one_step" / "white_alpha1600_grid68.npz"
 
 
 def _qlt(*args):
@@ -44,6 +45,7 @@ def printed(tmp_path_factory):
         "summarize --write-summaries": [_qlt("summarize", run, "--write-summaries")],
         "fit": [_qlt("fit", "--dataset", "icecube-12yr", "--energy-tev", 13)],
         "fit --simulation": [_qlt("fit", "--simulation", LONG_RUN, "--lmax-theory", 24)],
+        "fit --one-step": [_qlt("fit", "--one-step", ONE_STEP, "--energy-tev", 24)],
         "transfer": [_qlt(*transfer), _qlt(*transfer, "--out", tmp / "m.npz")],
     }
 

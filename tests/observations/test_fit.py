@@ -12,7 +12,6 @@ from qltlib.observations.fit import (
     DEFAULT_LMAX,
     DEFAULT_LMAX_THEORY,
     DEFAULT_LMIN,
-    PseudoClLikelihood,
     _alpha_interval,
     alpha_interval,
     build_likelihood,
@@ -20,6 +19,7 @@ from qltlib.observations.fit import (
     fit_energy_bin,
     fit_likelihood,
 )
+from qltlib.observations.likelihood import PseudoClLikelihood
 from qltlib.observations.sky import DeclinationBand, PseudoClModel, simulate_pseudo_cl
 from qltlib.theory.transport import ALPHA_MIN_THEORY
 
