@@ -327,6 +327,8 @@ _FIT_ONE_STEP = OutputTable(
         Key("one_step.n_theta", "Gauss-Legendre rings of the measurement"),
         Key("one_step.n_modes", "plane waves per field realisation"),
         Key("one_step.realisations", "field realisations measured"),
+        Key("one_step.floor_subtracted", "whether the grid's aliasing floor was subtracted from "
+                                         "the measured terms (always true for qlt fit)"),
         Key("one_step.source", "PATH as given: a .npz of a measurement or a part store"),
         Key("notes", "one line per caveat (bounds, poor fit, a large tail_share)"),
     ),

@@ -109,14 +109,16 @@ def _tables_phase(lmax: int) -> None:
 TRANSFER_NOTES = (
     ("not yet validated (chapter 'A parameter-free predictor', chapters/09_one_step.md): the "
      "steady state of the exact one-step recursion with its closure (the rest of the path meets "
-     "an independent field and starts from one point), measured by test particles; against the "
-     "long ensembles at alpha 400-1600 the white spectrum's l >= 4 come out too high, and for "
-     "the kolmogorov and flat3d spectra the steps tried were far too short (dipole 0.01-0.07 of "
-     "the simulated one)"),
-    ("the result depends on alpha: on the white spectrum (k 1e-3..1e2) the predicted K falls by "
-     "0.30 +- 0.05 r_g c from alpha 1600 to 3200 and then settles near 5.6 (12800), below the "
-     "simulated plateau 6.15, while C_l at l >= 4 keep growing with alpha; alpha = 1600 is "
-     "where the predicted K meets the plateau and C_1 agrees; not validated at high l"),
+     "an independent field and starts from one point), measured by test particles, with the "
+     "quadrature grid's aliasing floor (its shot noise, the mean of the rows l >= 3 n_theta/4) "
+     "subtracted; against the long white ensemble at alpha 1600 on 68 rings chi2 = 30.7 for 16 "
+     "multipoles (p = 0.015), the quadrupole 17 % low; for the kolmogorov and flat3d spectra "
+     "the steps tried were far too short (dipole 0.01-0.07 of the simulated one)"),
+    ("the result depends on alpha through K and the dipole: on the white spectrum (k 1e-3..1e2) "
+     "the predicted K falls by 0.30 +- 0.05 r_g c from alpha 1600 to 3200 and then settles near "
+     "5.6 (12800), below the simulated plateau 6.15; without the floor the shape at l = 2..16 no "
+     "longer changes with alpha from 1600 on; alpha = 1600 is where the predicted K meets the "
+     "plateau and C_1 agrees"),
     ("C_ell is the power of dI = Delta r . G with |G| = 1/r_g, in (r_g |G|)^2 as qlt summarize "
      "(not the relative intensity of --method qlt); K = -m_inf/3 with m_inf = m1/(1 - P1)"),
 )
@@ -143,6 +145,7 @@ def _transfer_notes(steady: dict) -> list:
 
 
 def _transfer_spectrum(args, where: dict) -> int:
+    from ..particles.one_step import floor_rows
     from ..particles.transfer import TransferSettings
     from ..particles.transfer_run import default_store, run_one_step
     from ..theory.spectrum import make_spectrum
@@ -154,11 +157,12 @@ def _transfer_spectrum(args, where: dict) -> int:
         seed=args.seed, spectrum=args.spectrum, k0=args.k0, k1=args.k1,
         precision=args.precision,
         **({} if args.step_fraction is None else {"step_fraction": args.step_fraction}))
+    floor_rows(settings.n_theta, settings.lmax)       # a grid with room for its floor, or refused now
     where["store"] = store = args.store or str(default_store(settings))
     start = time.perf_counter()
     run = run_one_step(settings, realisations, store=store, workers=args.workers,
                        progress=not args.no_progress, report=reporter("spectrum"))
-    measurement = run["measurement"]
+    measurement = run["measurement"].without_floor()
     steady = measurement.steady_state(settings.lmax)
     described = make_spectrum(settings.spectrum, settings.k0, settings.k1).describe()
     out = {"ell": steady["ell"].tolist(), "C_ell": steady["C"].tolist(),
@@ -190,12 +194,14 @@ def register(subparsers) -> None:
                     "exact one-step recursion of the back-tracked anisotropy, every term "
                     "measured by test particles back-tracked for Delta T = alpha/k1 "
                     "(qltlib/particles/one_step.py), on any spectrum and band that qlt simulate "
-                    "accepts, with jackknife errors over field realisations. NOT YET VALIDATED: "
-                    "the result still depends on alpha (on the white spectrum the predicted K "
-                    "falls by 0.30 +- 0.05 r_g c from alpha = 1600 to 3200, then settles near "
-                    "5.6, below the simulated plateau, while l >= 4 keep growing; the default "
-                    "1600 is where the predicted K meets the plateau and C_1 agrees) and is not "
-                    "validated at high l; for the kolmogorov and flat3d "
+                    "accepts, with jackknife errors over field realisations and the grid's "
+                    "aliasing floor subtracted (estimated from its rows l >= 3 n_theta/4, which "
+                    "must lie above lmax). NOT YET VALIDATED: on the white spectrum the "
+                    "predicted K falls by 0.30 +- 0.05 r_g c from alpha = 1600 to 3200, then "
+                    "settles near 5.6, below the simulated plateau, while the shape at l >= 2 "
+                    "no longer changes with alpha from 1600 on; the default 1600 is where the "
+                    "predicted K meets the plateau and C_1 agrees (chi2 = 30.7 for 16 "
+                    "multipoles there, p = 0.015); for the kolmogorov and flat3d "
                     "spectra the steps tried were far too short (chapter 'A parameter-free "
                     "predictor'). The realisations are kept in the "
                     "part store of qlt transfer for the same settings (a second call takes "
@@ -242,8 +248,10 @@ def register(subparsers) -> None:
                         "(--method transfer; default: float32)")
     p.add_argument("--grid", type=integer_type("grid", 2), default=None,
                    help="Gauss-Legendre rings n_theta, 2 n_theta^2 particles (--method transfer; "
-                        "default: 4 (lmax + 1), 68 rings at lmax 16: qlt transfer's 2 (lmax + 1) "
-                        "is too coarse for l >= 4 at large alpha, C_8 measured 12-79 %% high)")
+                        "default: 4 (lmax + 1), 68 rings at lmax 16, which agrees with 100 rings "
+                        "within the errors once the aliasing floor is subtracted; on qlt "
+                        "transfer's 2 (lmax + 1) the floor's rows still hold signal at large "
+                        "alpha, C_8 17 %% low at alpha 1600)")
     p.add_argument("--realisations", type=integer_type("realisations", 2), default=None,
                    help=f"field realisations (--method transfer; default: "
                         f"{DEFAULT_TRANSFER_REALISATIONS}, see benchmarks/README.md; more "

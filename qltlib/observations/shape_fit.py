@@ -99,9 +99,13 @@ class MeasuredShape:
     Parameters
     ----------
     measurement : qltlib.particles.one_step.OneStepMeasurement
-        Per-realisation one-step terms (at least 2 realisations, ``L >= 4``).
+        Per-realisation one-step terms (at least 2 realisations, ``L >= 4``); the aliasing floor
+        is subtracted (:meth:`~qltlib.particles.one_step.OneStepMeasurement.without_floor`).
     lmax_in : int
         The shape is continued by :func:`continued_shape` up to this multipole.
+    subtract_floor : bool
+        Subtract the grid's aliasing floor first (default; ``False`` keeps the terms as measured,
+        for comparison).
 
     Attributes
     ----------
@@ -121,10 +125,12 @@ class MeasuredShape:
     alpha_range = (0.5 * _NO_ALPHA, 2.0 * _NO_ALPHA)
     log10_alpha_nodes = np.array([0.0])
 
-    def __init__(self, measurement, lmax_in: int = SHAPE_LMAX_IN):
+    def __init__(self, measurement, lmax_in: int = SHAPE_LMAX_IN, subtract_floor: bool = True):
         if measurement.realisations < 2:
             raise ValueError(f"the one-step measurement holds {measurement.realisations} "
                              f"realisation; its errors need at least 2")
+        if subtract_floor:
+            measurement = measurement.without_floor()  # the grid's shot noise is not signal
         lmax = measurement.settings.lmax
 
         def statistic(means):
@@ -300,7 +306,7 @@ def fit_shape(likelihood: ShapeLikelihood) -> ShapeFitResult:
 def build_shape_likelihood(measurement, dataset: str = "icecube-12yr", energy_tev: float = 13.0,
                            lmin: int = DEFAULT_LMIN, lmax: int = DEFAULT_SHAPE_LMAX,
                            dec_max: float | None = None, fsky_normalise: bool = False,
-                           registry=None) -> tuple:
+                           subtract_floor: bool = True, registry=None) -> tuple:
     """:class:`ShapeLikelihood` of one energy bin for a one-step measurement, and its settings.
 
     Raises
@@ -312,7 +318,7 @@ def build_shape_likelihood(measurement, dataset: str = "icecube-12yr", energy_te
     data, energy_bin, selected = select_energy_bin(dataset, energy_tev, lmin, lmax, registry,
                                                    parameters=2)
     dec_max = data.dec_max_deg if dec_max is None else float(dec_max)
-    shape = MeasuredShape(measurement, SHAPE_LMAX_IN)
+    shape = MeasuredShape(measurement, SHAPE_LMAX_IN, subtract_floor)
     model = cached_pseudo_cl_model(data.dec_min_deg, dec_max, int(lmax), SHAPE_LMAX_IN,
                                    data.m0_filtered, bool(fsky_normalise), None)
     digitisation = digitisation_error(data)
@@ -327,7 +333,8 @@ def build_shape_likelihood(measurement, dataset: str = "icecube-12yr", energy_te
                 "one_step": {"spectrum": one_step.spectrum, "k0": one_step.k0, "k1": one_step.k1,
                              "alpha": one_step.alpha, "lmax": one_step.lmax,
                              "n_theta": one_step.n_theta, "n_modes": one_step.n_modes,
-                             "realisations": int(measurement.realisations)}}
+                             "realisations": int(measurement.realisations),
+                             "floor_subtracted": bool(subtract_floor)}}
     return likelihood, settings
 
 

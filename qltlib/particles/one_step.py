@@ -31,6 +31,15 @@ point (the separation ``|Delta r_1(p) - Delta r_1(q)|`` is dropped); ``M_{l0}`` 
 ``l >= 1`` (the monopole feeds nothing). The recursion is exact without turbulence (ballistic
 motion) and for a uniform field of fixed strength whose direction is drawn anew for every step.
 
+Aliasing floor: the maps ``p -> Delta r_1(p)`` and ``p -> Y_l0(p')`` hold structure finer than
+the node spacing of the quadrature grid, which the quadrature folds into every ``l`` as a flat
+floor proportional to ``sum_i w_i^2`` (the shot noise of the grid; measured: the floor of
+``S_l``, ``X_l`` and of every column of ``M`` at high ``l`` falls as ``1/n_theta^2`` from 34 to
+68 to 100 rings). The long ensembles subtract the same kind of floor from their maps
+(:func:`qltlib.particles.map_statistics.white_noise_level`). :meth:`OneStepMeasurement.without_floor`
+subtracts it here, per realisation, estimated as the mean of the rows
+``l >= FLOOR_ROWS_FRACTION n_theta`` (above ``L``, where the grid still resolves ``l``).
+
 Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l``, ``S_l``, ``X_l`` in ``(r_g |G|)^2``
 (numbers for ``|G| = 1/r_g``), ``m`` in ``r_g``, ``K`` in ``r_g c``.
 """
@@ -39,7 +48,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,6 +61,26 @@ from .transfer import (
 
 #: Names of the per-realisation arrays of :class:`OneStepMeasurement` (the content of its files).
 ARRAYS = ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")
+#: The aliasing floor is the mean of the rows ``l >= ceil(FLOOR_ROWS_FRACTION * n_theta)``
+#: (the top quarter of what the grid resolves, where the signal has fallen below the floor).
+FLOOR_ROWS_FRACTION = 0.75
+
+
+def floor_rows(n_rows: int, lmax: int) -> slice:
+    """Rows ``l >= ceil(FLOOR_ROWS_FRACTION n_rows)`` of a grid that resolves ``l < n_rows``.
+
+    Raises
+    ------
+    ValueError
+        When no row lies there above ``L = lmax`` (the grid is too coarse for ``L``).
+    """
+    first = math.ceil(FLOOR_ROWS_FRACTION * n_rows)
+    if first <= lmax or first >= n_rows:
+        need = next(n for n in range(lmax + 2, 8 * (lmax + 2))
+                    if lmax < math.ceil(FLOOR_ROWS_FRACTION * n) < n)
+        raise ValueError(f"a grid of {n_rows} rings resolves l <= {n_rows - 1}, too few above "
+                         f"L = {lmax} to estimate its aliasing floor: at least {need} rings")
+    return slice(first, n_rows)
 
 
 def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
@@ -232,10 +261,37 @@ class OneStepMeasurement:
     msd1: np.ndarray
     seconds: np.ndarray
     indices: np.ndarray
+    floor_subtracted: bool = False
 
     @property
     def realisations(self) -> int:
         return int(self.m1.shape[0])
+
+    def floor_rows(self) -> slice:
+        """The rows ``l`` (of ``S``, ``X`` and ``M``) whose mean is the aliasing floor."""
+        return floor_rows(self.source.shape[1], self.settings.lmax)
+
+    def aliasing_floor(self) -> dict:
+        """Per-realisation floors: ``source`` and ``cross`` ``(R,)``, ``matrix`` ``(R, L+1)`` (one per
+        column ``l0``), each the mean over :meth:`floor_rows`; units of the arrays themselves."""
+        rows = self.floor_rows()
+        return {"source": self.source[:, rows].mean(axis=1), "cross": self.cross[:, rows].mean(axis=1),
+                "matrix": self.matrix[:, rows, :].mean(axis=1)}
+
+    def without_floor(self) -> "OneStepMeasurement":
+        """The measurement with the aliasing floor subtracted from every row of ``S``, ``X``, ``M``.
+
+        Notes
+        -----
+        Chapter *A parameter-free predictor*, section *The aliasing floor*: the floor is the
+        grid's shot noise, not a property of the step; the long ensembles subtract theirs.
+        """
+        if self.floor_subtracted:
+            return self
+        floor = self.aliasing_floor()
+        return replace(self, source=self.source - floor["source"][:, None],
+                       cross=self.cross - floor["cross"][:, None],
+                       matrix=self.matrix - floor["matrix"][:, None, :], floor_subtracted=True)
 
     def per_realisation(self, lmax: int | None = None) -> dict:
         """The arrays that enter the recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
@@ -306,7 +362,10 @@ class OneStepMeasurement:
         return self.settings.delta_t * np.arange(int(n_steps) + 1), c, mean
 
     def save(self, path) -> None:
-        """Compressed ``.npz``: settings (JSON) and the per-realisation arrays as float32."""
+        """Compressed ``.npz``: settings (JSON) and the per-realisation arrays as float32 (as
+        measured: a measurement whose floor is subtracted is refused)."""
+        if self.floor_subtracted:
+            raise ValueError("save the measurement as measured, not after without_floor()")
         arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in ARRAYS}
         np.savez_compressed(path, settings=json.dumps(self.settings.as_dict()),
                             indices=np.asarray(self.indices, dtype=np.int32), **arrays)
@@ -344,6 +403,9 @@ def combine(measurements) -> OneStepMeasurement:
     indices = np.concatenate([m.indices for m in measurements])
     if len(set(indices.tolist())) != len(indices):
         raise ValueError("the measurements share realisations")
+    if any(m.floor_subtracted != first.floor_subtracted for m in measurements):
+        raise ValueError("cannot combine measurements with and without the aliasing floor")
     return OneStepMeasurement(settings=first.settings, indices=indices,
+                              floor_subtracted=first.floor_subtracted,
                               **{name: np.concatenate([getattr(m, name) for m in measurements])
                                  for name in ARRAYS})

@@ -37,7 +37,7 @@ def printed(tmp_path_factory):
     return {
         "spectrum": [_qlt("spectrum", "--lmax", 6),
                      _qlt("spectrum", "--method", "transfer", "--alpha", 10, "--lmax", 2,
-                          "--grid", 3, "--modes", 16, "--realisations", 3, "--no-progress",
+                          "--grid", 4, "--modes", 16, "--realisations", 3, "--no-progress",
                           "--store", tmp / "one_step")],
         "simulate": [_qlt("simulate", "--nside", 1, "--realisations", 2, "--times", "1,2",
                           "--modes", 8, "--out", run, "--no-progress")],

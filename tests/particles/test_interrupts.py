@@ -39,8 +39,8 @@ EXIT_WITHIN = 5.0
 #: `qlt transfer`: 1800 particles x 5000 steps x 1024 modes per realisation (seconds) ...
 TRANSFER_LONG = ["--alpha", "2000", "--lmax", "4", "--grid", "30", "--modes", "1024",
                  "--k0", "1e-2", "--k1", "1e2"]
-#: ... and 18 particles x 250 steps x 64 modes (milliseconds)
-TRANSFER_SHORT = ["--alpha", "10", "--lmax", "2", "--grid", "3", "--modes", "64"]
+#: ... and 32 particles x 250 steps x 64 modes (milliseconds)
+TRANSFER_SHORT = ["--alpha", "10", "--lmax", "2", "--grid", "4", "--modes", "64"]
 
 
 def _env():
