@@ -266,3 +266,18 @@ def test_a_grid_without_rows_above_l_has_no_floor_estimate():
     assert floor_rows(68, 16) == slice(51, 68)
     with pytest.raises(ValueError, match="at least 22 rings"):
         floor_rows(20, 16)
+
+
+def test_one_step_fields_are_those_of_qlt_simulate_for_the_same_seed_and_modes():
+    """Chapter 9 measures one step through the long ensemble's own fields (same seed, 256 modes)."""
+    from qltlib.particles.settings import realisation_seed
+    from qltlib.particles.turbulence import synthesise_turbulence
+    from qltlib.theory.spectrum import make_spectrum
+
+    spectrum = make_spectrum("white", 1e-3, 1e2)
+    for index in (0, 7):
+        as_transfer = synthesise_turbulence(spectrum, 256, rng=realisation_seed(2019, index))
+        as_simulate = synthesise_turbulence(spectrum, 256,
+                                            np.random.default_rng(realisation_seed(2019, index)))
+        for name in ("wavevectors", "amplitude_vectors", "phases"):
+            assert np.array_equal(getattr(as_transfer, name), getattr(as_simulate, name))
