@@ -112,8 +112,10 @@ TRANSFER_NOTES = (
      "an independent field and starts from one point), measured by test particles, with the "
      "quadrature grid's aliasing floor (its shot noise, the mean of the rows l >= 3 n_theta/4) "
      "subtracted; against the long white ensemble at alpha 1600 on 68 rings chi2 = 30.7 for 16 "
-     "multipoles (p = 0.015), the quadrupole 17 % low; for the kolmogorov and flat3d spectra "
-     "the steps tried were far too short (dipole 0.01-0.07 of the simulated one)"),
+     "multipoles (p = 0.015), the quadrupole 17 % low (the 1024-mode fields: through the long "
+     "run's own 256-mode fields chi2 = 17.6, p = 0.35, at alpha 3200, where K has settled); for "
+     "the kolmogorov and flat3d spectra the steps tried were far too short (dipole 0.01-0.07 "
+     "of the simulated one)"),
     ("the result depends on alpha through K and the dipole: on the white spectrum (k 1e-3..1e2) "
      "the predicted K falls by 0.30 +- 0.05 r_g c from alpha 1600 to 3200 and then settles near "
      "5.6 (12800), below the simulated plateau 6.15; without the floor the shape at l = 2..16 no "
