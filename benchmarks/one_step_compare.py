@@ -57,15 +57,13 @@ def compare(meas, sim: dict) -> dict:
             "n_theta": row["n_theta"], "n_modes": row["n_modes"],
             "seconds_per_realisation": float(np.mean(meas.seconds)),
             "K": row["K"], "K_err": row["K_err"], "m1": row["m1"], "P1": row["P1"], "M11": row["M11"],
-            "C": row["C"].tolist(), "C_err": row["C_err"].tolist(),
-            "chi2": row["chi2"], "p": row["p"], "chi2_cov": row["chi2_cov"], "p_cov": row["p_cov"],
-            "chi2_l2_16": row["chi2_high"],
-            "ratio": {str(ell): list(v) for ell, v in row["ratio"].items()},
+            **_steady_json(row),
             "without_floor": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK))}
 
 
 def _steady_json(row: dict) -> dict:
-    """The steady state with the grid's aliasing floor subtracted (what qlt spectrum prints)."""
+    """Steady state, chi2 and ratios of one :func:`steady_comparison` row (as measured, and again
+    with the grid's aliasing floor subtracted: what qlt spectrum prints)."""
     return {"C": row["C"].tolist(), "C_err": row["C_err"].tolist(), "chi2": row["chi2"],
             "p": row["p"], "chi2_cov": row["chi2_cov"], "p_cov": row["p_cov"],
             "chi2_l2_16": row["chi2_high"],

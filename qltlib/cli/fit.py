@@ -106,7 +106,6 @@ def _fit_one_step_command(args, options) -> int:
     measurement = _load_one_step(args.one_step)
     from ..observations.shape_fit import fit_one_step_shape
 
-    options.pop("lmax_theory", None)
     result = fit_one_step_shape(measurement, args.dataset or _DATA_DEFAULTS["dataset"],
                                 args.energy_tev, dec_max=args.dec_max,
                                 fsky_normalise=args.fsky_normalise, **options)

@@ -76,7 +76,7 @@ class PseudoClLikelihood:
         Observed pseudo-power (positive).
     model : PseudoClModel
         Mask and filter response (``lmax_out >= max(ell)``).
-    theory : TheoryGrid or object with ``cl(alpha)``, ``alpha_range`` and ``log10_alpha_nodes``
+    theory : TheoryGrid or object with ``cl(alpha)`` and ``alpha_range``
         Full-sky ``C_l`` for ``K|G|^2 = 1``.
     digitisation_dex : float
         Point-to-point error of the numbers (dex), added in quadrature in ``ln C~``.

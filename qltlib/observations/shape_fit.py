@@ -117,13 +117,12 @@ class MeasuredShape:
         Predicted diffusion coefficient ``-m_inf/3`` and its jackknife error, ``r_g c``.
     lmax_measured : int
         ``L``.
-    alpha_range, log10_alpha_nodes
+    alpha_range
         Present so that :class:`qltlib.observations.likelihood.PseudoClLikelihood` accepts the
         object as its theory; the shape has no ``alpha`` and :meth:`cl` ignores it.
     """
 
     alpha_range = (0.5 * _NO_ALPHA, 2.0 * _NO_ALPHA)
-    log10_alpha_nodes = np.array([0.0])
 
     def __init__(self, measurement, lmax_in: int = SHAPE_LMAX_IN, subtract_floor: bool = True):
         if measurement.realisations < 2:
@@ -136,11 +135,11 @@ class MeasuredShape:
         def statistic(means):
             steady = one_step_steady_state(means["matrix"], means["source"], means["cross"],
                                            means["m1"], means["p1"])
-            return continued_shape(steady["C"], lmax_in)
+            return np.append(continued_shape(steady["C"], lmax_in), steady["K"])
 
-        self.C, _, self.cov = jackknife(measurement.per_realisation(lmax), statistic)
-        steady = measurement.steady_state(lmax)
-        self.K, self.K_err = float(steady["K"]), float(steady["K_err"])
+        estimate, error, cov = jackknife(measurement.per_realisation(lmax), statistic)
+        self.C, self.cov = estimate[:-1], cov[:-1, :-1]
+        self.K, self.K_err = float(estimate[-1]), float(error[-1])
         self.lmax_measured = int(lmax)
         self.settings = measurement.settings
         self.realisations = int(measurement.realisations)
@@ -162,14 +161,15 @@ class ShapeLikelihood(PseudoClLikelihood):
         super().__init__(ell, cl_obs, model, shape, digitisation_dex)
         rows = model.coupling_matrix[self.ell, : shape.C.size]
         self.shape_covariance = rows @ shape.cov[: rows.shape[1], : rows.shape[1]] @ rows.T
-        self.signal_response = rows @ shape.C[: rows.shape[1]]
+        self._shape_variance = np.diag(self.shape_covariance).copy()   # every objective call
+        self.signal_response = self._signal(_NO_ALPHA)[0]               # <C~_l> for A = 1
         beyond = rows[:, shape.lmax_measured + 1:] @ shape.C[shape.lmax_measured + 1: rows.shape[1]]
         #: fraction of the unit-amplitude signal at each fitted l from l > L (the continuation)
         self.tail_fraction = beyond / self.signal_response
 
     def diagonal_moments(self, alpha: float, kg2: float, noise: float):
         mean, variance, log_mean, log_variance = super().diagonal_moments(alpha, kg2, noise)
-        return mean, variance, log_mean, log_variance + kg2 ** 2 * np.diag(self.shape_covariance) / mean ** 2
+        return mean, variance, log_mean, log_variance + kg2 ** 2 * self._shape_variance / mean ** 2
 
     def moments(self, alpha: float, kg2: float, noise: float):
         mean, cov, log_mean, log_cov = super().moments(alpha, kg2, noise)
