@@ -7,8 +7,9 @@ long ensemble of that spectrum (``data/simulation/<spectrum>_k0-1e-3_k1-1e2_t128
 time, and writes, per file, what :mod:`qltlib.validation.one_step_check` computes: the fixed point
 (R3) on l = 1..16 with jackknife errors, K = -m_inf/3 (R4), chi^2 and p over l = 1..16 (errors in
 quadrature; also with the jackknife covariance of the prediction plus the covariance of the
-simulated means), the ratios C/C_sim at l = 1, 2, 4, 8, 16, the truncation check, the recursion
-in time; per spectrum the drift per doubling of alpha (paired over the shared realisations) and,
+simulated means), the ratios C/C_sim at l = 1, 2, 4, 8, 16, the same for the recursion at the
+ensemble's own last time (``at_simulation_time``: the comparison for an ensemble not yet steady),
+the truncation check, the recursion in time; per spectrum the drift per doubling of alpha (paired over the shared realisations) and,
 for the white spectrum, the Chapman-Kolmogorov comparison with the production ensemble. Seconds
 per realisation as measured. The chapter *A parameter-free predictor* computes the same from the
 stored files.
@@ -58,7 +59,9 @@ def compare(meas, sim: dict) -> dict:
             "seconds_per_realisation": float(np.mean(meas.seconds)),
             "K": row["K"], "K_err": row["K_err"], "m1": row["m1"], "P1": row["P1"], "M11": row["M11"],
             **_steady_json(row),
-            "without_floor": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK))}
+            "without_floor": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK)),
+            "at_simulation_time": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK,
+                                                                 at_reference_time=True))}
 
 
 def _steady_json(row: dict) -> dict:
@@ -74,6 +77,23 @@ def drift_json(d: dict, clean: dict) -> dict:
     return {"from": d["from"], "to": d["to"], "paired_realisations": d["paired_realisations"],
             "dK": list(d["dK"]), "dlnC": {str(ell): list(v) for ell, v in d["dlnC"].items()},
             "dlnC_without_floor": {str(ell): list(v) for ell, v in clean["dlnC"].items()}}
+
+
+def _drift(runs: dict) -> list:
+    """Paired drift per step of alpha within one family of files (same grid and modes), printed
+    and as JSON, as measured and without the aliasing floor."""
+    out = []
+    clean_drift = drift_per_doubling({a: m.without_floor() for a, m in runs.items()}, LMAX, PICK)
+    for d, clean in zip(drift_per_doubling(runs, LMAX, PICK), clean_drift):
+        out.append(drift_json(d, clean))
+        settings = next(iter(runs.values())).settings
+        text = "  ".join(f"{d['dlnC'][l][0]:+.3f}({d['dlnC'][l][1]:.3f})" for l in PICK)
+        print(f" drift {d['from']:.0f} -> {d['to']:.0f} (grid {settings.n_theta}, {settings.n_modes} modes, "
+              f"{d['paired_realisations']} paired): dK = {d['dK'][0]:+.3f}({d['dK'][1]:.3f}); "
+              f"C_l(b)/C_l(a) - 1 at l = 1, 2, 4, 8, 16: {text}")
+        print("        without the aliasing floor: " + "  ".join(
+            f"{clean['dlnC'][l][0]:+.3f}({clean['dlnC'][l][1]:.3f})" for l in PICK))
+    return out
 
 
 def main(argv=None):
@@ -93,7 +113,7 @@ def main(argv=None):
               f"+- {sim['plateau_err']:.3f}; reference {K_REFERENCE.get(spectrum)}")
         print(" alpha  grid modes  R   s/real     K            chi2(l=1..16)  p        chi2cov  p_cov"
               "     ratios C/C_sim at l = 1, 2, 4, 8, 16")
-        plain = {}
+        families = {}        # {"grid68_modes256": {alpha: measurement}}: pairs share grid and modes
         for path in sorted((p for p in files if PATTERN.match(p.name).group(1) == spectrum),
                            key=lambda p: (p.name.count("_"), float(PATTERN.match(p.name).group(2)))):
             meas = load_one_step(path)
@@ -112,18 +132,18 @@ def main(argv=None):
             print(f"        without the aliasing floor: chi2 = {clean['chi2']:.1f} (p = {clean['p']:.2g}); "
                   "ratios " + "  ".join(f"{clean['ratio'][str(l)][0]:.3f}({clean['ratio'][str(l)][1]:.3f})"
                                         for l in PICK))
+            late = row["at_simulation_time"]
+            print(f"        the recursion at Omega t = {sim['time']:.0f} itself (no floor): chi2 = "
+                  f"{late['chi2']:.1f} (p = {late['p']:.2g}); ratios " + "  ".join(
+                      f"{late['ratio'][str(l)][0]:.3f}({late['ratio'][str(l)][1]:.3f})" for l in PICK))
             print("        recursion/simulation in time, C_1 and C_2: " + "  ".join(
                 f"t={t}: {v['C1_ratio']:.2f},{v['C2_ratio']:.2f}" for t, v in row["in_time"].items()))
-            if path.stem.count("_") == 1:
-                plain[meas.settings.alpha] = meas
-        clean_drift = drift_per_doubling({a: m.without_floor() for a, m in plain.items()}, LMAX, PICK)
-        for d, clean in zip(drift_per_doubling(plain, LMAX, PICK), clean_drift):
-            entry["drift"].append(drift_json(d, clean))
-            text = "  ".join(f"{d['dlnC'][l][0]:+.3f}({d['dlnC'][l][1]:.3f})" for l in PICK)
-            print(f" drift {d['from']:.0f} -> {d['to']:.0f} ({d['paired_realisations']} paired): "
-                  f"dK = {d['dK'][0]:+.3f}({d['dK'][1]:.3f}); C_l(b)/C_l(a) - 1 at l = 1, 2, 4, 8, 16: {text}")
-            print("        without the aliasing floor: " + "  ".join(
-                f"{clean['dlnC'][l][0]:+.3f}({clean['dlnC'][l][1]:.3f})" for l in PICK))
+            family = (PATTERN.match(path.name).group(3) or "") + (PATTERN.match(path.name).group(4) or "")
+            families.setdefault(family.lstrip("_"), {})[meas.settings.alpha] = meas
+        plain = families.get("", {})
+        entry["drift"] = _drift(plain)
+        entry["drift_families"] = {name: _drift(runs) for name, runs in sorted(families.items())
+                                   if name and len(runs) > 1}
         if spectrum == "white":
             production = simulation("white", "{}_k0-1e-3_k1-1e2")
             print(f" Chapman-Kolmogorov: recursion / production ensemble ({production['n_modes']} modes, "

@@ -7,9 +7,10 @@ the analytic steady state of first-order QLT fitted with the amplitude free (sol
 the simulated diffusion coefficient (dashed), for three truncations lmax, as in chapter 7's
 figure ``fig-validation-fig1`` (without its alpha = 50 line, which needs the theory), and the
 steady state of the one-step recursion of chapter 9 (no free parameter; the grid's aliasing
-floor subtracted) at alpha = 1600 on the 68-ring grid, with its jackknife errors. Reads
+floor subtracted) at the defaults of ``qlt spectrum --method transfer`` (alpha = 3200, 68 rings,
+256 modes: the long ensemble's own fields), with its jackknife errors. Reads
 ``data/simulation/white_k0-1e-3_k1-1e2_t1280/``, ``data/simulation/steady_comparison.json`` and
-``data/one_step/white_alpha1600_grid68.npz``; takes a few seconds.
+``data/one_step/white_alpha3200_grid68_modes256.npz``; takes a few seconds.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def headline_figure(out: Path = OUT) -> Path:
                     color=f"C{j + 1}", ls="-" if free else "--",
                     label=f"QLT, lmax {lmax_theory}, amplitude "
                           f"{'free' if free else 'from K'}: $\\alpha$ = {row['alpha']:.0f}")
-    measured = load_one_step(DATA_DIR / "one_step" / "white_alpha1600_grid68.npz")
+    measured = load_one_step(DATA_DIR / "one_step" / "white_alpha3200_grid68_modes256.npz")
     one_step = steady_comparison(measured.without_floor(), simulation_reference(long_run))
     ax.errorbar(np.arange(1, len(one_step["C"]) + 1), one_step["C"], one_step["C_err"], fmt="s",
                 ms=3, color="k", mfc="none",

@@ -129,7 +129,7 @@ _SPECTRUM = OutputTable(
     "qlt spectrum",
     "The steady-state angular power spectrum: of quasi-linear theory (paper eq. 3.7; --method "
     "qlt, the default) or of the exact one-step recursion with every term measured by test "
-    "particles (--method transfer; not yet validated).",
+    "particles (--method transfer; validated for the flat spectrum).",
     (
         Key("ell", "multipoles l = 1..lmax (no monopole); C_ell[j] is multipole ell[j] = j + 1"),
         Key("C_ell", "steady-state C_l. --method qlt: dimensionless (power of the relative "
@@ -143,12 +143,18 @@ _SPECTRUM = OutputTable(
                          "(r_g |G|)^2", when=_TRANSFER),
         Key("K_err", "jackknife standard error of K over the field realisations, r_g c",
             when=_TRANSFER),
+        Key("P1", "velocity memory of one step, <p . p'> over Delta T (mean over directions "
+                  "and realisations), dimensionless; on the white spectrum K and the dipole stop "
+                  "changing with alpha once it is about 0.15", when=_TRANSFER),
+        Key("P1_err", "standard error of P1 over the field realisations, dimensionless",
+            when=_TRANSFER),
         Key("method", "the string \"transfer\"", when=_TRANSFER),
         Key("realisations", "field realisations measured (verified parts of the store)",
             when=_TRANSFER),
-        Key("notes", "one line per caveat: not yet validated, the dependence on alpha, the "
-                     "units of C_ell; C_l or K not positive; a standard error above 10 per "
-                     "cent at l <= 8", when=_TRANSFER),
+        Key("notes", "one line per caveat: what the validation shows, the dependence on "
+                     "alpha, the units of C_ell; C_l or K not positive; a standard error above "
+                     "10 per cent at l <= 8 (the default stops adding realisations at 100)",
+            when=_TRANSFER),
         Key("store", "the part store (--store, or a cache directory keyed by the settings, "
                      "shared with qlt transfer)", when=_TRANSFER),
         Key("written", "number of realisations measured by this run", when=_TRANSFER),

@@ -9,6 +9,7 @@ finished realisations stay, the same command resumes).
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -24,20 +25,24 @@ from .common import (
 from .outputs import epilog
 
 #: defaults of the options whose default depends on --method: {dest: (qlt, transfer)}
-METHOD_DEFAULTS = {"alpha": (50.0, 1600.0), "lmax": (100, 16)}
+METHOD_DEFAULTS = {"alpha": (50.0, 3200.0), "lmax": (100, 16)}
 #: options of one method only: {dest: (option, default)}; given with the other method they are refused
 QLT_ONLY = {"kg2": ("--kg2", 1e-4), "no_coupling": ("--no-coupling", False),
             "source": ("--source", "derived")}
-TRANSFER_ONLY = {"modes": ("--modes", 1024), "seed": ("--seed", 2019),
+TRANSFER_ONLY = {"modes": ("--modes", 256), "seed": ("--seed", 2019),
                  "step_fraction": ("--step-fraction", None), "precision": ("--precision", "float32"),
                  "grid": ("--grid", None), "realisations": ("--realisations", None),
                  "workers": ("--workers", 1), "store": ("--store", None),
                  "no_progress": ("--no-progress", False)}
-#: field realisations of --method transfer when --realisations is not given
-#: (benchmarks/bench_one_step.py; benchmarks/README.md)
-DEFAULT_TRANSFER_REALISATIONS = 20
+#: without --realisations, --method transfer measures this many field realisations first and
+#: extends them until the target error is met, up to the ceiling (about 10 minutes on 2 cores for
+#: the Kolmogorov benchmark, benchmarks/bench_one_step.py; benchmarks/README.md)
+FIRST_TRANSFER_REALISATIONS = 20
+MAX_TRANSFER_REALISATIONS = 100
 #: the relative standard error the default aims at, for l <= 8
 TARGET_RELATIVE_ERROR = 0.10
+#: multipoles the target applies to
+TARGET_LMAX = 8
 
 
 def _resolve_method_options(args) -> None:
@@ -107,20 +112,21 @@ def _tables_phase(lmax: int) -> None:
 
 #: what every --method transfer result says about itself (issue 21)
 TRANSFER_NOTES = (
-    ("not yet validated (chapter 'A parameter-free predictor', chapters/09_one_step.md): the "
-     "steady state of the exact one-step recursion with its closure (the rest of the path meets "
-     "an independent field and starts from one point), measured by test particles, with the "
-     "quadrature grid's aliasing floor (its shot noise, the mean of the rows l >= 3 n_theta/4) "
-     "subtracted; against the long white ensemble at alpha 1600 on 68 rings chi2 = 30.7 for 16 "
-     "multipoles (p = 0.015), the quadrupole 17 % low (the 1024-mode fields: through the long "
-     "run's own 256-mode fields chi2 = 17.6, p = 0.35, at alpha 3200, where K has settled); for "
-     "the kolmogorov and flat3d spectra the steps tried were far too short (dipole 0.01-0.07 "
-     "of the simulated one)"),
-    ("the result depends on alpha through K and the dipole: on the white spectrum (k 1e-3..1e2) "
-     "the predicted K falls by 0.30 +- 0.05 r_g c from alpha 1600 to 3200 and then settles near "
-     "5.6 (12800), below the simulated plateau 6.15; without the floor the shape at l = 2..16 no "
-     "longer changes with alpha from 1600 on; alpha = 1600 is where the predicted K meets the "
-     "plateau and C_1 agrees"),
+    ("validated for the flat (white) spectrum (chapter 'A parameter-free predictor', "
+     "chapters/09_one_step.md): the steady state of the exact one-step recursion with its "
+     "closure (the rest of the path meets an independent field and starts from one point), "
+     "measured by test particles, with the quadrature grid's aliasing floor (its shot noise, the "
+     "mean of the rows l >= 3 n_theta/4) subtracted; at the defaults (alpha 3200, 68 rings, 256 "
+     "modes) through the long white ensemble's own fields chi2 = 17.6 for 16 multipoles "
+     "(p = 0.35), dipole 0.99 +- 0.03 of the simulated one"),
+    ("the result depends on alpha until one step outlasts the memory of the displacement: on "
+     "the white spectrum (k 1e-3..1e2) K falls by 0.30 +- 0.05 r_g c from alpha 1600 to 3200 "
+     "and by 0.05 +- 0.06 from 3200 to 6400, and the shape at l = 2..16 no longer changes from "
+     "1600 on; logflat settles from alpha 6400 and then agrees with its ensemble (below, its "
+     "dipole is 0.5-0.7 of the simulated one); kolmogorov and flat3d still change at alpha "
+     "64000 (K by +9.4 +- 1.5 and +15.9 +- 1.7 r_g c from 25600): the step must outlast the "
+     "memory of the displacement, which P1 does not show; for a new spectrum, double --alpha "
+     "and compare"),
     ("C_ell is the power of dI = Delta r . G with |G| = 1/r_g, in (r_g |G|)^2 as qlt summarize "
      "(not the relative intensity of --method qlt); K = -m_inf/3 with m_inf = m1/(1 - P1)"),
 )
@@ -139,20 +145,68 @@ def _transfer_notes(steady: dict) -> list:
         notes.append(f"not physical: C_l <= 0 at l = {bad} or K <= 0 (K = {steady['K']:.4g}); "
                      f"more --realisations, or alpha outside the recursion's range")
     low = [int(ell) for ell, value, e in zip(steady["ell"], c, err)
-           if ell <= 8 and value > 0 and e > TARGET_RELATIVE_ERROR * value]
+           if ell <= TARGET_LMAX and value > 0 and e > TARGET_RELATIVE_ERROR * value]
     if low:
         notes.append(f"standard error above {TARGET_RELATIVE_ERROR:.0%} of C_l at l = {low}: "
                      f"more --realisations")
     return notes
 
 
+def largest_relative_error(steady: dict) -> float:
+    """The largest ``C_err/C`` over ``l <= TARGET_LMAX`` (infinite where a ``C_l`` is not positive)."""
+    return max((e / value if value > 0 else float("inf"))
+               for ell, value, e in zip(steady["ell"], steady["C"], steady["C_err"])
+               if ell <= TARGET_LMAX)
+
+
+def next_realisations(n: int, error: float) -> int:
+    """How many realisations to extend ``n`` to when its largest relative error is ``error``.
+
+    The error falls as ``1/sqrt(R)``: the ``R`` that reaches the target, with a tenth more as a
+    margin, rounded up to tens, at least ten more, at most :data:`MAX_TRANSFER_REALISATIONS`.
+    """
+    if not math.isfinite(error):
+        return MAX_TRANSFER_REALISATIONS
+    wanted = 1.1 * n * (error / TARGET_RELATIVE_ERROR) ** 2
+    return min(MAX_TRANSFER_REALISATIONS, max(n + 10, 10 * math.ceil(wanted / 10)))
+
+
+def _measure(settings, args, store: str) -> tuple:
+    """The measurement (floor subtracted), its steady state and the realisations written now.
+
+    With --realisations, that many; without, :data:`FIRST_TRANSFER_REALISATIONS` extended by
+    :func:`next_realisations` until the target error is met. Every round starts from the first
+    count, so an interrupted call, rerun, takes the same rounds (those already in the store are
+    only read) and ends with the same realisations.
+    """
+    from ..particles.transfer_run import run_one_step
+
+    fixed = args.realisations is not None
+    n = args.realisations if fixed else FIRST_TRANSFER_REALISATIONS
+    written = set()
+    while True:
+        run = run_one_step(settings, n, store=store, workers=args.workers,
+                           progress=not args.no_progress, report=reporter("spectrum"))
+        written.update(run["written"])
+        measurement = run["measurement"].without_floor()
+        steady = measurement.steady_state(settings.lmax)
+        error = largest_relative_error(steady)
+        if fixed or error <= TARGET_RELATIVE_ERROR or n >= MAX_TRANSFER_REALISATIONS:
+            return measurement, steady, sorted(written)
+        following = next_realisations(n, error)
+        stderr_note("spectrum", f"largest standard error of C_l at l <= {TARGET_LMAX}: "
+                                f"{error:.0%} with {n} realisations; extending to {following} "
+                                f"(target {TARGET_RELATIVE_ERROR:.0%}, at most "
+                                f"{MAX_TRANSFER_REALISATIONS})")
+        n = following
+
+
 def _transfer_spectrum(args, where: dict) -> int:
     from ..particles.one_step import floor_rows
     from ..particles.transfer import TransferSettings
-    from ..particles.transfer_run import default_store, run_one_step
+    from ..particles.transfer_run import default_store
     from ..theory.spectrum import make_spectrum
 
-    realisations = DEFAULT_TRANSFER_REALISATIONS if args.realisations is None else args.realisations
     settings = TransferSettings(
         alpha=args.alpha, lmax=args.lmax,
         n_theta=4 * (args.lmax + 1) if args.grid is None else args.grid, n_modes=args.modes,
@@ -162,16 +216,15 @@ def _transfer_spectrum(args, where: dict) -> int:
     floor_rows(settings.n_theta, settings.lmax)       # a grid with room for its floor, or refused now
     where["store"] = store = args.store or str(default_store(settings))
     start = time.perf_counter()
-    run = run_one_step(settings, realisations, store=store, workers=args.workers,
-                       progress=not args.no_progress, report=reporter("spectrum"))
-    measurement = run["measurement"].without_floor()
-    steady = measurement.steady_state(settings.lmax)
+    measurement, steady, written = _measure(settings, args, store)
     described = make_spectrum(settings.spectrum, settings.k0, settings.k1).describe()
     out = {"ell": steady["ell"].tolist(), "C_ell": steady["C"].tolist(),
            "C_ell_err": steady["C_err"].tolist(), "K": steady["K"], "K_err": steady["K_err"],
+           "P1": float(measurement.p1.mean()),
+           "P1_err": float(measurement.p1.std(ddof=1) / measurement.realisations ** 0.5),
            "method": "transfer", "realisations": measurement.realisations,
-           "notes": _transfer_notes(steady), "store": run["store"],
-           "written": len(run["written"]), "skipped": len(run["skipped"]),
+           "notes": _transfer_notes(steady), "store": store,
+           "written": len(written), "skipped": measurement.realisations - len(written),
            "wall_seconds": round(time.perf_counter() - start, 3),
            "settings": dict(described, **settings.as_dict(), delta_t=settings.delta_t,
                             n_particles=settings.n_particles,
@@ -198,14 +251,15 @@ def register(subparsers) -> None:
                     "(qltlib/particles/one_step.py), on any spectrum and band that qlt simulate "
                     "accepts, with jackknife errors over field realisations and the grid's "
                     "aliasing floor subtracted (estimated from its rows l >= 3 n_theta/4, which "
-                    "must lie above lmax). NOT YET VALIDATED: on the white spectrum the "
-                    "predicted K falls by 0.30 +- 0.05 r_g c from alpha = 1600 to 3200, then "
-                    "settles near 5.6, below the simulated plateau, while the shape at l >= 2 "
-                    "no longer changes with alpha from 1600 on; the default 1600 is where the "
-                    "predicted K meets the plateau and C_1 agrees (chi2 = 30.7 for 16 "
-                    "multipoles there, p = 0.015); for the kolmogorov and flat3d "
-                    "spectra the steps tried were far too short (chapter 'A parameter-free "
-                    "predictor'). The realisations are kept in the "
+                    "must lie above lmax). VALIDATED FOR THE FLAT SPECTRUM: on the white "
+                    "spectrum the predicted K falls by 0.30 +- 0.05 r_g c from alpha = 1600 to "
+                    "3200 and by 0.05 +- 0.06 from 3200 to 6400, and the shape at l >= 2 no "
+                    "longer changes with alpha from 1600 on; at the default 3200 through the "
+                    "long ensemble's own fields chi2 = 17.6 for 16 multipoles (p = 0.35). "
+                    "Spectra whose particles keep their memory longer need longer steps: "
+                    "logflat agrees from alpha 6400 on, kolmogorov and flat3d still change with "
+                    "alpha at 64000 (chapter 'A parameter-free predictor'). The realisations "
+                    "are kept in the "
                     "part store of qlt transfer for the same settings (a second call takes "
                     "seconds); Ctrl-C keeps the finished ones and the same command resumes.",
         epilog=epilog("spectrum"))
@@ -220,8 +274,9 @@ def register(subparsers) -> None:
                    help="largest wavenumber k1, units 1/r_g")
     p.add_argument("--alpha", type=number_type("alpha", positive=True), default=None,
                    help="alpha = k1 c Delta T, dimensionless (default: 50 with --method qlt, "
-                        "which accepts alpha >= 10; 1600 with --method transfer, the step "
-                        "Delta T = alpha/k1 of the one-step recursion)")
+                        "which accepts alpha >= 10; 3200 with --method transfer, the step "
+                        "Delta T = alpha/k1 of the one-step recursion, from which its result "
+                        "on the white spectrum no longer depends on alpha)")
     p.add_argument("--lmax", type=integer_type("lmax", 2), default=None,
                    help="highest multipole of the truncated system (default: 100 with --method "
                         "qlt, memory ~ lmax^3; 16 with --method transfer, the L of the recursion, "
@@ -237,7 +292,8 @@ def register(subparsers) -> None:
                         "(--method qlt; default: derived)")
     # --method transfer only
     p.add_argument("--modes", type=integer_type("modes", 1), default=None,
-                   help="plane waves per realisation (--method transfer; default: 1024)")
+                   help="plane waves per realisation (--method transfer; default: 256, as qlt "
+                        "simulate and the long ensembles the predictor is checked against)")
     p.add_argument("--seed", type=integer_type("seed", 0), default=None,
                    help="ensemble seed, realisation i: SeedSequence(seed, spawn_key=(i,)) "
                         "(--method transfer; default: 2019)")
@@ -256,8 +312,10 @@ def register(subparsers) -> None:
                         "alpha, C_8 17 %% low at alpha 1600)")
     p.add_argument("--realisations", type=integer_type("realisations", 2), default=None,
                    help=f"field realisations (--method transfer; default: "
-                        f"{DEFAULT_TRANSFER_REALISATIONS}, see benchmarks/README.md; more "
-                        f"extend the store)")
+                        f"{FIRST_TRANSFER_REALISATIONS}, extended until the largest standard "
+                        f"error of C_l at l <= {TARGET_LMAX} is at most "
+                        f"{100 * TARGET_RELATIVE_ERROR:.0f} %%, at most {MAX_TRANSFER_REALISATIONS}; see "
+                        f"benchmarks/README.md; more extend the store)")
     p.add_argument("--workers", type=integer_type("workers", 1), default=None,
                    help="worker processes; 1 uses all cores through numba threads (--method "
                         "transfer; default: 1)")

@@ -310,8 +310,17 @@ class OneStepMeasurement:
         """Ensemble means of ``M`` (``l, l0 = 1..lmax``), ``S``, ``X`` (``l = 1..lmax``), ``m1``, ``p1``."""
         return {k: v.mean(axis=0) for k, v in self.per_realisation(lmax).items()}
 
-    def steady_state(self, lmax: int | None = None) -> dict:
+    def steady_state(self, lmax: int | None = None, n_steps: int | None = None) -> dict:
         """(R3)-(R4) from the ensemble means, with jackknife errors over realisations.
+
+        Parameters
+        ----------
+        lmax : int, optional
+            Truncation ``L`` (default: the measured one).
+        n_steps : int, optional
+            Instead of the fixed point, ``C`` after ``n_steps`` steps of (R1)-(R2) from
+            ``C(0) = 0``, i.e. at ``t = n_steps Delta T``: what an ensemble back-tracked to that
+            time and not yet steady is compared with. ``K`` stays the fixed point's.
 
         Returns
         -------
@@ -320,10 +329,14 @@ class OneStepMeasurement:
             ``K_err``, ``m_inf``, ``m_inf_err``.
         """
         lmax = self._lmax(lmax)
+        if n_steps is not None and not (float(n_steps).is_integer() and n_steps >= 1):
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
 
         def stat(m):
             out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], m["p1"])
-            return np.concatenate([out["C"], [out["K"], out["m_inf"]]])
+            c = out["C"] if n_steps is None else one_step_recursion(
+                m["matrix"], m["source"], m["cross"], m["m1"], m["p1"], int(n_steps))[0][-1]
+            return np.concatenate([c, [out["K"], out["m_inf"]]])
 
         est, err, cov = jackknife(self.per_realisation(lmax), stat)
         return {"ell": np.arange(1, lmax + 1), "C": est[:lmax], "C_err": err[:lmax],

@@ -133,7 +133,7 @@ def ratios(model, model_err, data, data_err, pick=PICK) -> dict:
 
 
 def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
-                      k_reference=None) -> dict:
+                      k_reference=None, at_reference_time: bool = False) -> dict:
     """The steady state (R3)-(R4) of a measurement against a simulated spectrum.
 
     Parameters
@@ -147,6 +147,10 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
         Multipoles of the ratios.
     k_reference : (float, float), optional
         ``(K, error)`` of the simulation; default the reference's ``plateau``.
+    at_reference_time : bool
+        Compare the recursion (R1)-(R2) from ``C(0) = 0`` at the reference's own time (a whole
+        number of steps ``Delta T``) instead of the fixed point: the comparison for an ensemble
+        that is not yet steady (``n_steps`` in the result).
 
     Returns
     -------
@@ -163,7 +167,8 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
     :math:numref:`eq-one-step-steady` and :math:numref:`eq-one-step-K` of the chapter; the
     comparison :math:numref:`eq-one-step-chi2`.
     """
-    steady = measurement.steady_state(lmax)
+    n_steps = steps_to(reference["time"], measurement.settings.delta_t) if at_reference_time else None
+    steady = measurement.steady_state(lmax, n_steps=n_steps)
     c, c_err, cov = steady["C"], steady["C_err"], steady["C_cov"]
     data, data_err = reference["C"][:lmax], reference["C_err"][:lmax]
     sim_cov = reference.get("C_cov")
@@ -179,12 +184,20 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
     settings = measurement.settings
     return {"alpha": settings.alpha, "delta_t": settings.delta_t,
             "realisations": measurement.realisations, "n_theta": settings.n_theta,
-            "n_modes": settings.n_modes, "C": c, "C_err": c_err,
+            "n_modes": settings.n_modes, "n_steps": n_steps, "C": c, "C_err": c_err,
             "K": steady["K"], "K_err": steady["K_err"],
             "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
             **chi, "chi2_high": high["chi2"], "p_high": high["p"],
             "ratio": ratios(c, c_err, data, data_err, pick),
             "K_reference": k_ref, "K_reference_err": k_ref_err, "K_pull": pull}
+
+
+def steps_to(time: float, delta_t: float) -> int:
+    """The whole number of steps ``Delta T`` that make ``time``; a one-line error otherwise."""
+    n = time / delta_t
+    if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
+        raise ValueError(f"Omega t = {time:g} is not a whole number of steps Delta T = {delta_t:g}")
+    return int(round(n))
 
 
 def _shared_rows(a, b) -> tuple:

@@ -14,7 +14,9 @@ import pytest
 from cli_checks import assert_one_line_error
 
 from qltlib.cli.main import build_parser
-from qltlib.cli.spectrum import DEFAULT_TRANSFER_REALISATIONS, _resolve_method_options
+from qltlib.cli import spectrum as spectrum_cli
+from qltlib.cli.main import main as qlt_main
+from qltlib.cli.spectrum import _resolve_method_options, next_realisations
 from qltlib.particles.transfer import TransferSettings
 from qltlib.particles.transfer_run import (
     default_store,
@@ -31,17 +33,31 @@ TINY_SETTINGS = TransferSettings(alpha=10, lmax=2, n_theta=4, n_modes=16)
 
 
 
-def _drift_1600_to_3200() -> str:
-    """The paired change of K from alpha 1600 to 3200 as the stored scan measures it
-    (data/one_step/comparison.json), as the command's help and notes quote it."""
-    drift = json.loads((DATA_DIR / "one_step" / "comparison.json").read_text())
-    row = next(r for r in drift["spectra"]["white"]["drift"] if (r["from"], r["to"]) == (1600, 3200))
-    value, err = row["dK"]
-    return f"{abs(value):.2f} +- {err:.2f} r_g c from alpha"
+_COMPARISON = json.loads((DATA_DIR / "one_step" / "comparison.json").read_text())
+
+
+def _drift(a: float, b: float) -> tuple:
+    """The paired change of K from alpha a to b as the stored scan measures it
+    (data/one_step/comparison.json)."""
+    row = next(r for r in _COMPARISON["spectra"]["white"]["drift"] if (r["from"], r["to"]) == (a, b))
+    return abs(row["dK"][0]), row["dK"][1]
+
+
+def _quoted() -> list:
+    """What the help and the notes quote, formatted from the stored comparison."""
+    own = _COMPARISON["spectra"]["white"]["runs"]["white_alpha3200_grid68_modes256"]["without_floor"]
+    longest = [next(r["dK"] for r in _COMPARISON["spectra"][name]["drift_families"]["modes256"]
+                    if (r["from"], r["to"]) == (25600, 64000)) for name in ("kolmogorov", "flat3d")]
+    return ["{:.2f} +- {:.2f} r_g c from alpha".format(*_drift(1600, 3200)),
+            "{:.2f} +- {:.2f} from 3200 to 6400".format(*_drift(3200, 6400)),
+            f"chi2 = {own['chi2']:.1f} for 16 multipoles (p = {own['p']:.2f})",
+            "K by {:+.1f} +- {:.1f} and {:+.1f} +- {:.1f} r_g c from 25600".format(*longest[0],
+                                                                                   *longest[1])]
 
 
 #: the help and the notes must quote what the stored scan measures
-_MEASURED_DRIFT = _drift_1600_to_3200()
+_MEASURED = _quoted()
+
 
 def qlt(*args, cache):
     env = dict(os.environ, QLT_CACHE_DIR=str(cache))
@@ -69,8 +85,10 @@ def test_json_is_the_steady_state_of_the_stored_terms(tmp_path):
     settings = out["settings"]
     assert (settings["n_theta"], settings["n_particles"], settings["delta_t"]) == (4, 32, 0.1)
     assert settings["index"] == 0.0 and settings["seed"] == 2019
-    assert any("not yet validated" in note for note in out["notes"])
-    assert any(_MEASURED_DRIFT in note for note in out["notes"])
+    assert any("validated for the flat (white) spectrum" in note for note in out["notes"])
+    for words in _MEASURED:
+        assert any(words in note for note in out["notes"]), words
+    assert 0 < out["P1"] < 1 and out["P1_err"] > 0
 
 
 def test_second_call_is_a_cache_hit_shared_with_qlt_transfer(tmp_path):
@@ -157,15 +175,44 @@ def test_defaults_depend_on_the_method():
     qlt_args = _parsed()
     assert (qlt_args.alpha, qlt_args.lmax, qlt_args.kg2, qlt_args.source) == (50.0, 100, 1e-4, "derived")
     transfer = _parsed("--method", "transfer")
-    assert (transfer.alpha, transfer.lmax, transfer.modes, transfer.seed) == (1600.0, 16, 1024, 2019)
+    assert (transfer.alpha, transfer.lmax, transfer.modes, transfer.seed) == (3200.0, 16, 256, 2019)
     assert transfer.grid is None and transfer.realisations is None      # 4 (L+1) and the default
-    assert DEFAULT_TRANSFER_REALISATIONS >= 2
+
+
+def test_the_default_number_of_realisations_aims_at_the_target_error():
+    assert next_realisations(20, 0.2) == 90            # 1.1 * 20 * 4 = 88, in tens
+    assert next_realisations(20, 0.105) == 30          # at least ten more
+    assert next_realisations(60, 0.121) == 100         # 96.6, and the ceiling
+    assert next_realisations(90, 0.5) == 100
+    assert next_realisations(20, float("inf")) == 100  # a C_l not positive
+
+
+def test_without_realisations_the_store_is_extended_until_the_target(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QLT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(spectrum_cli, "FIRST_TRANSFER_REALISATIONS", 3)
+    monkeypatch.setattr(spectrum_cli, "MAX_TRANSFER_REALISATIONS", 5)
+    monkeypatch.setattr(spectrum_cli, "TARGET_RELATIVE_ERROR", 1e-9)      # never met
+    argv = ["spectrum", "--method", "transfer", *TINY]
+    assert qlt_main(argv) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert out["realisations"] == 5 and out["written"] == 5 and out["skipped"] == 0
+    assert "with 3 realisations; extending to 5" in captured.err
+    # the same command again: the same rounds, nothing measured, the same numbers
+    assert qlt_main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["realisations"], again["written"], again["skipped"]) == (5, 0, 5)
+    assert again["C_ell"] == out["C_ell"]
+    # a target already met stops at the first round
+    monkeypatch.setattr(spectrum_cli, "TARGET_RELATIVE_ERROR", 1e9)
+    assert qlt_main([*argv, "--seed", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["realisations"] == 3
 
 
 def test_help_says_what_the_result_depends_on():
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["spectrum"]
                     .format_help().split())
-    for words in ("NOT YET VALIDATED", _MEASURED_DRIFT, "aliasing floor subtracted",
-                  "4 (lmax + 1), 68 rings", "C_8 17 % low at alpha 1600", "1600 with --method transfer",
-                  "16 with --method transfer"):
+    for words in ("VALIDATED FOR THE FLAT SPECTRUM", *_MEASURED[:3], "aliasing floor subtracted",
+                  "4 (lmax + 1), 68 rings", "C_8 17 % low at alpha 1600", "3200 with --method transfer",
+                  "16 with --method transfer", "default: 256"):
         assert words in text, words

@@ -118,6 +118,17 @@ def test_steady_state_is_the_limit_of_the_recursion():
     assert out["K"] == pytest.approx(2.0 / 0.3 / 3, rel=1e-12)
 
 
+def test_state_after_n_steps_starts_at_the_source_and_ends_at_the_fixed_point(small_measurement):
+    first = small_measurement.steady_state(n_steps=1)
+    means = small_measurement.means()
+    np.testing.assert_allclose(first["C"], means["source"], rtol=1e-12)    # C(Delta T) = S
+    late, fixed = small_measurement.steady_state(n_steps=2000), small_measurement.steady_state()
+    np.testing.assert_allclose(late["C"], fixed["C"], rtol=1e-8)
+    assert late["K"] == fixed["K"] and np.all(first["C_err"] > 0)
+    with pytest.raises(ValueError, match="positive integer"):
+        small_measurement.steady_state(n_steps=0)
+
+
 def test_jackknife_of_a_mean_is_its_standard_error():
     rng = np.random.default_rng(2)
     values = {"a": rng.normal(size=(30, 4))}

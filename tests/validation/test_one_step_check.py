@@ -107,6 +107,22 @@ def test_a_wrong_simulation_is_rejected_and_the_pull_has_its_sign():
     assert steady_comparison(meas, reference, lmax=L)["chi2_cov"] > 0
 
 
+def test_an_ensemble_not_yet_steady_is_compared_with_the_recursion_at_its_own_time():
+    meas = _measurement()
+    sl = slice(1, L + 1)
+    c, _ = one_step_recursion(meas.matrix[:, sl, sl].mean(axis=0), meas.source[:, sl].mean(axis=0),
+                              meas.cross[:, sl].mean(axis=0), meas.m1.mean(), meas.p1.mean(), 3)
+    dt = meas.settings.delta_t
+    reference = dict(_reference(c[3], 0.05 * c[3]), time=3 * dt)
+    row = steady_comparison(meas, reference, lmax=L, at_reference_time=True)
+    assert row["n_steps"] == 3 and row["chi2"] == pytest.approx(0.0, abs=1e-20)
+    assert np.all(row["C_err"] > 0)
+    # the fixed point lies elsewhere, and a time between two steps is refused
+    assert steady_comparison(meas, reference, lmax=L)["chi2"] > 1
+    with pytest.raises(ValueError, match="not a whole number of steps"):
+        steady_comparison(meas, dict(reference, time=2.5 * dt), lmax=L, at_reference_time=True)
+
+
 def test_paired_change_matches_realisations_by_number():
     a = _measurement(seed=1)
     # the same terms with the realisations in another order: no change, and no error
