@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_checks import sigint_as_at_a_terminal
 
 from qltlib.particles.files import read_manifest_json as load_manifest_json
 from qltlib.particles.settings import SimulationSettings
@@ -103,7 +104,8 @@ class Run:
         # own_group: the command leads its own process group, as a shell job in a terminal does
         self.own_group = own_group
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, start_new_session=own_group)
+                                     stderr=subprocess.PIPE, text=True, start_new_session=own_group,
+                                     preexec_fn=sigint_as_at_a_terminal)
         self.workers = {}       # pid -> thread count when the worker had just mapped llvmlite
 
     def finished(self):

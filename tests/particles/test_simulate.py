@@ -17,7 +17,7 @@ from pathlib import Path
 import healpy as hp
 import numpy as np
 import pytest
-from cli_checks import assert_one_line_error
+from cli_checks import assert_one_line_error, sigint_as_at_a_terminal
 
 from qltlib.cli import simulate as simulate_cli
 from qltlib.particles.ensemble import run_ensemble
@@ -263,7 +263,7 @@ def _env():
 
 def _kill_after_first_file(cmd, out, sig):
     proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=sigint_as_at_a_terminal)
     deadline = time.monotonic() + 60
     while not existing_realisations(out):
         assert proc.poll() is None, proc.communicate()
