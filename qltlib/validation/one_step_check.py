@@ -15,6 +15,8 @@ with a simulated ensemble summarised by :func:`qltlib.particles.statistics.summa
   recursion in time against an ensemble back-tracked over the whole time;
 * :func:`mean_two_steps` -- the mean recursion (R2) over two steps against one step of twice
   the length (the Markov closure alone);
+* :func:`two_step_comparison` -- the steady state with the mean's memory taken from a step and
+  one of twice its length (a second closure);
 * :func:`qlt_comparison` -- first-order QLT at its best ``alpha`` on the same multipoles.
 
 Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l`` in ``(r_g |G|)^2`` (numbers for
@@ -169,27 +171,80 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
     """
     n_steps = steps_to(reference["time"], measurement.settings.delta_t) if at_reference_time else None
     steady = measurement.steady_state(lmax, n_steps=n_steps)
+    means = measurement.means(lmax)
+    settings = measurement.settings
+    return {"alpha": settings.alpha, "delta_t": settings.delta_t,
+            "realisations": measurement.realisations, "n_theta": settings.n_theta,
+            "n_modes": settings.n_modes, "n_steps": n_steps,
+            "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
+            **_against(steady, reference, lmax, pick, k_reference)}
+
+
+def _against(steady: dict, reference: dict, lmax: int, pick, k_reference) -> dict:
+    """A predicted ``C``, ``C_err``, ``C_cov``, ``K``, ``K_err`` against a simulated spectrum:
+    the prediction, ``chi2`` (also with covariances and over ``l >= 2``), ratios and the pull of
+    ``K`` (:func:`steady_comparison`)."""
     c, c_err, cov = steady["C"], steady["C_err"], steady["C_cov"]
     data, data_err = reference["C"][:lmax], reference["C_err"][:lmax]
     sim_cov = reference.get("C_cov")
     full_cov = None if sim_cov is None else cov[:lmax, :lmax] + np.asarray(sim_cov)[:lmax, :lmax]
     chi = chi_square(c, c_err, data, data_err, full_cov)
     high = chi_square(c[1:], c_err[1:], data[1:], data_err[1:])
-    means = measurement.means(lmax)
     if k_reference is None:
         k_reference = (reference.get("plateau"), reference.get("plateau_err"))
     k_ref, k_ref_err = k_reference
     pull = (None if k_ref is None or k_ref_err is None
             else float((steady["K"] - k_ref) / math.hypot(steady["K_err"], k_ref_err)))
-    settings = measurement.settings
-    return {"alpha": settings.alpha, "delta_t": settings.delta_t,
-            "realisations": measurement.realisations, "n_theta": settings.n_theta,
-            "n_modes": settings.n_modes, "n_steps": n_steps, "C": c, "C_err": c_err,
-            "K": steady["K"], "K_err": steady["K_err"],
-            "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
+    return {"C": c, "C_err": c_err, "K": steady["K"], "K_err": steady["K_err"],
             **chi, "chi2_high": high["chi2"], "p_high": high["p"],
             "ratio": ratios(c, c_err, data, data_err, pick),
             "K_reference": k_ref, "K_reference_err": k_ref_err, "K_pull": pull}
+
+
+def two_step_comparison(a, b, reference: dict, lmax: int = LMAX, pick=PICK,
+                        k_reference=None) -> dict:
+    """The steady state with the mean's memory taken from two step lengths, against a simulation.
+
+    The Markov closure continues the mean displacement beyond one step with the velocity memory
+    ``P_1``: ``m(n Delta T) = m_1 (1 + P_1 + ... + P_1^(n-1))``. This closure continues it with
+    the memory of the displacement itself, measured by ``b``, a step of twice ``a``'s length on
+    the same fields: ``q = m(2 Delta T)/m_1 - 1`` makes the series exact over two steps, and
+    ``m_inf = m_1/(1 - q)``, ``K = -m_inf/3``; ``C`` is (R3) with ``a``'s ``M``, ``S``, ``X``
+    and this ``m_inf``. Jackknife errors over the shared realisations.
+
+    Returns
+    -------
+    dict
+        ``from``, ``to`` (``alpha``), ``paired_realisations``, ``q`` and ``q_err``, ``P1`` (of
+        ``a``), and what :func:`steady_comparison` gives for the prediction (``C``, ``C_err``,
+        ``K``, ``K_err``, ``chi2``, ``p``, ``ratio``, ``K_pull``, ...).
+
+    Raises
+    ------
+    ValueError
+        ``b``'s step is not twice ``a``'s, or fewer than 2 shared realisations.
+
+    Notes
+    -----
+    Chapter *A parameter-free predictor*, section *Longer steps for the other spectra*.
+    """
+    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
+        raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
+                         f"{a.settings.delta_t:g}")
+    common, rows_a, rows_b = _shared_rows(a, b)
+    values = {**{k: v[rows_a] for k, v in per_realisation(a, lmax).items()}, "m2": b.m1[rows_b]}
+
+    def statistic(m):
+        q = m["m2"] / m["m1"] - 1
+        out = one_step_steady_state(m["matrix"], m["source"], m["cross"], m["m1"], q)
+        return np.concatenate([out["C"], [out["K"], q]])
+
+    est, err, cov = jackknife(values, statistic)
+    steady = {"C": est[:lmax], "C_err": err[:lmax], "C_cov": cov[:lmax, :lmax],
+              "K": float(est[lmax]), "K_err": float(err[lmax])}
+    return {"from": a.settings.alpha, "to": b.settings.alpha, "paired_realisations": len(common),
+            "q": float(est[lmax + 1]), "q_err": float(err[lmax + 1]),
+            "P1": float(values["p1"].mean()), **_against(steady, reference, lmax, pick, k_reference)}
 
 
 def steps_to(time: float, delta_t: float) -> int:

@@ -20,6 +20,7 @@ from qltlib.validation.one_step_check import (
     simulation_reference,
     steady_comparison,
     truncation_ratios,
+    two_step_comparison,
 )
 
 L = 4
@@ -121,6 +122,26 @@ def test_an_ensemble_not_yet_steady_is_compared_with_the_recursion_at_its_own_ti
     assert steady_comparison(meas, reference, lmax=L)["chi2"] > 1
     with pytest.raises(ValueError, match="not a whole number of steps"):
         steady_comparison(meas, dict(reference, time=2.5 * dt), lmax=L, at_reference_time=True)
+
+
+def test_two_step_closure_is_the_markov_one_when_the_displacement_forgets_as_the_velocity():
+    import dataclasses
+
+    a = _measurement(alpha=100.0)
+    exact = _steady_of_means(a)
+    reference = _reference(exact["C"], 0.05 * exact["C"], plateau=exact["K"], plateau_err=0.1)
+    # a double step whose mean displacement is m_1 (1 + P_1): the Markov series exactly
+    b = dataclasses.replace(_measurement(alpha=200.0), m1=a.m1 * (1 + a.p1.mean()))
+    row = two_step_comparison(a, b, reference, lmax=L)
+    assert row["q"] == pytest.approx(a.p1.mean(), rel=1e-12)
+    assert row["K"] == pytest.approx(exact["K"], rel=1e-10) and row["chi2"] == pytest.approx(0, abs=1e-16)
+    assert (row["from"], row["to"], row["paired_realisations"]) == (100.0, 200.0, 12)
+    # a displacement that keeps more memory than the velocity raises K and the dipole
+    longer = dataclasses.replace(b, m1=1.02 * a.m1 * (1 + a.p1.mean()))
+    more = two_step_comparison(a, longer, reference, lmax=L)
+    assert more["K"] > row["K"] and more["ratio"][1][0] > 1
+    with pytest.raises(ValueError, match="2 Delta T"):
+        two_step_comparison(a, _measurement(alpha=300.0), reference, lmax=L)
 
 
 def test_paired_change_matches_realisations_by_number():
