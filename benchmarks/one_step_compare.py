@@ -51,6 +51,7 @@ def simulation(spectrum: str, name: str = "{}_k0-1e-3_k1-1e2_t1280") -> dict:
 
 def compare(meas, sim: dict) -> dict:
     row = steady_comparison(meas, sim, LMAX, PICK)
+    clean = meas.without_floor()
     return {"in_time": {f"{t:g}": v for t, v in recursion_in_time(meas, sim, LMAX).items()},
             "truncation_ratio_to_L16": {str(cut): {str(ell): v for ell, v in r.items()}
                                         for cut, r in truncation_ratios(meas, LMAX).items()},
@@ -59,8 +60,8 @@ def compare(meas, sim: dict) -> dict:
             "seconds_per_realisation": float(np.mean(meas.seconds)),
             "K": row["K"], "K_err": row["K_err"], "m1": row["m1"], "P1": row["P1"], "M11": row["M11"],
             **_steady_json(row),
-            "without_floor": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK)),
-            "at_simulation_time": _steady_json(steady_comparison(meas.without_floor(), sim, LMAX, PICK,
+            "without_floor": _steady_json(steady_comparison(clean, sim, LMAX, PICK)),
+            "at_simulation_time": _steady_json(steady_comparison(clean, sim, LMAX, PICK,
                                                                  at_reference_time=True))}
 
 
@@ -82,11 +83,12 @@ def drift_json(d: dict, clean: dict) -> dict:
 def _drift(runs: dict) -> list:
     """Paired drift per step of alpha within one family of files (same grid and modes), printed
     and as JSON, as measured and without the aliasing floor."""
-    out = []
+    if not runs:
+        return []
+    out, settings = [], next(iter(runs.values())).settings
     clean_drift = drift_per_doubling({a: m.without_floor() for a, m in runs.items()}, LMAX, PICK)
     for d, clean in zip(drift_per_doubling(runs, LMAX, PICK), clean_drift):
         out.append(drift_json(d, clean))
-        settings = next(iter(runs.values())).settings
         text = "  ".join(f"{d['dlnC'][l][0]:+.3f}({d['dlnC'][l][1]:.3f})" for l in PICK)
         print(f" drift {d['from']:.0f} -> {d['to']:.0f} (grid {settings.n_theta}, {settings.n_modes} modes, "
               f"{d['paired_realisations']} paired): dK = {d['dK'][0]:+.3f}({d['dK'][1]:.3f}); "
@@ -107,7 +109,7 @@ def main(argv=None):
         sim = simulation(spectrum)
         entry = {"simulation": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                 for k, v in sim.items() if k not in ("C_cov", "C_t", "C_t_err", "ell")},
-                 "K_reference": K_REFERENCE.get(spectrum), "runs": {}, "drift": []}
+                 "K_reference": K_REFERENCE.get(spectrum), "runs": {}}
         print(f"\n== {spectrum}: simulation at Omega t = {sim['time']:.0f}, {sim['realisations']} "
               f"realisations, {sim['n_modes']} modes; summarize plateau K = {sim['plateau']:.3f} "
               f"+- {sim['plateau_err']:.3f}; reference {K_REFERENCE.get(spectrum)}")
@@ -138,7 +140,7 @@ def main(argv=None):
                       f"{late['ratio'][str(l)][0]:.3f}({late['ratio'][str(l)][1]:.3f})" for l in PICK))
             print("        recursion/simulation in time, C_1 and C_2: " + "  ".join(
                 f"t={t}: {v['C1_ratio']:.2f},{v['C2_ratio']:.2f}" for t, v in row["in_time"].items()))
-            family = (PATTERN.match(path.name).group(3) or "") + (PATTERN.match(path.name).group(4) or "")
+            family = "".join(part or "" for part in PATTERN.match(path.name).group(3, 4))
             families.setdefault(family.lstrip("_"), {})[meas.settings.alpha] = meas
         plain = families.get("", {})
         entry["drift"] = _drift(plain)

@@ -139,24 +139,28 @@ def _transfer_command(args) -> int:
 
 def _transfer_notes(steady: dict) -> list:
     notes = list(TRANSFER_NOTES)
-    c, err = steady["C"], steady["C_err"]
-    bad = [int(ell) for ell, value in zip(steady["ell"], c) if not value > 0]
+    bad = [int(ell) for ell, value in zip(steady["ell"], steady["C"]) if not value > 0]
     if bad or not steady["K"] > 0:
         notes.append(f"not physical: C_l <= 0 at l = {bad} or K <= 0 (K = {steady['K']:.4g}); "
                      f"more --realisations, or alpha outside the recursion's range")
-    low = [int(ell) for ell, value, e in zip(steady["ell"], c, err)
-           if ell <= TARGET_LMAX and value > 0 and e > TARGET_RELATIVE_ERROR * value]
+    low = [ell for ell, r in relative_errors(steady).items()
+           if math.isfinite(r) and r > TARGET_RELATIVE_ERROR]
     if low:
         notes.append(f"standard error above {TARGET_RELATIVE_ERROR:.0%} of C_l at l = {low}: "
                      f"more --realisations")
     return notes
 
 
+def relative_errors(steady: dict) -> dict:
+    """``{l: C_err/C}`` for ``l <= TARGET_LMAX`` (infinite where ``C_l`` is not positive)."""
+    return {int(ell): (e / value if value > 0 else float("inf"))
+            for ell, value, e in zip(steady["ell"], steady["C"], steady["C_err"])
+            if ell <= TARGET_LMAX}
+
+
 def largest_relative_error(steady: dict) -> float:
-    """The largest ``C_err/C`` over ``l <= TARGET_LMAX`` (infinite where a ``C_l`` is not positive)."""
-    return max((e / value if value > 0 else float("inf"))
-               for ell, value, e in zip(steady["ell"], steady["C"], steady["C_err"])
-               if ell <= TARGET_LMAX)
+    """The largest of :func:`relative_errors`: what the default number of realisations aims at."""
+    return max(relative_errors(steady).values())
 
 
 def next_realisations(n: int, error: float) -> int:

@@ -228,10 +228,7 @@ def two_step_comparison(a, b, reference: dict, lmax: int = LMAX, pick=PICK,
     -----
     Chapter *A parameter-free predictor*, section *Longer steps for the other spectra*.
     """
-    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
-        raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
-                         f"{a.settings.delta_t:g}")
-    common, rows_a, rows_b = _shared_rows(a, b)
+    common, rows_a, rows_b = _double_step_rows(a, b)
     values = {**{k: v[rows_a] for k, v in per_realisation(a, lmax).items()}, "m2": b.m1[rows_b]}
 
     def statistic(m):
@@ -253,6 +250,14 @@ def steps_to(time: float, delta_t: float) -> int:
     if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
         raise ValueError(f"Omega t = {time:g} is not a whole number of steps Delta T = {delta_t:g}")
     return int(round(n))
+
+
+def _double_step_rows(a, b) -> tuple:
+    """:func:`_shared_rows` of a step ``a`` and a step ``b`` of twice its length (refused otherwise)."""
+    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
+        raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
+                         f"{a.settings.delta_t:g}")
+    return _shared_rows(a, b)
 
 
 def _shared_rows(a, b) -> tuple:
@@ -325,10 +330,7 @@ def mean_two_steps(a, b) -> dict:
     -----
     :math:numref:`eq-one-step-mean-recursion` of the chapter.
     """
-    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
-        raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
-                         f"{a.settings.delta_t:g}")
-    common, rows_a, rows_b = _shared_rows(a, b)
+    common, rows_a, rows_b = _double_step_rows(a, b)
     values = {"m1": a.m1[rows_a], "p1": a.p1[rows_a], "m2": b.m1[rows_b]}
     est, err, _ = jackknife(values, lambda m: [m["m1"] * (1 + m["p1"]) / m["m2"] - 1])
     return {"from": a.settings.alpha, "to": b.settings.alpha, "paired_realisations": len(common),
