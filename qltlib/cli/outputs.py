@@ -148,12 +148,38 @@ _SPECTRUM = OutputTable(
                   "changing with alpha once it is about 0.15", when=_TRANSFER),
         Key("P1_err", "standard error of P1 over the field realisations, dimensionless",
             when=_TRANSFER),
+        Key("step_check", "the same particles at half the step against the step: does the "
+                          "result still move with alpha? (paired over the realisations, "
+                          "jackknife errors)", when=_TRANSFER),
+        Key("step_check.alpha_half", "alpha of the half step: k1 c times the integration step "
+                                     "nearest below Delta T/2, dimensionless", when=_TRANSFER),
+        Key("step_check.ell", "multipoles whose change is checked (those the default error "
+                              "target covers, l <= 8)", when=_TRANSFER),
+        Key("step_check.dlnC", "C_l(alpha)/C_l(alpha_half) - 1 at step_check.ell, "
+                               "dimensionless", when=_TRANSFER),
+        Key("step_check.dlnC_err", "its paired standard error, dimensionless", when=_TRANSFER),
+        Key("step_check.dlnK", "K(alpha)/K(alpha_half) - 1, dimensionless", when=_TRANSFER),
+        Key("step_check.dlnK_err", "its paired standard error, dimensionless", when=_TRANSFER),
+        Key("step_check.K_half", "K predicted from the half step, r_g c", when=_TRANSFER),
+        Key("step_check.K_half_err", "its jackknife standard error, r_g c", when=_TRANSFER),
+        Key("step_check.mean_excess", "mean displacement of two chained half steps (the Markov "
+                                      "closure) over the step's measured one, minus 1, "
+                                      "dimensionless", when=_TRANSFER),
+        Key("step_check.mean_excess_err", "its paired standard error, dimensionless",
+            when=_TRANSFER),
+        Key("step_check.moved", "what changed by more than 10 per cent and two errors: \"K\", "
+                                "\"C_<l>\", \"mean\" (a list)", when=_TRANSFER),
+        Key("step_check.settled", "true when nothing moved: on the white spectrum the check "
+                                  "passes from alpha 3200 (half step 1600), on kolmogorov, "
+                                  "flat3d and logflat it fails where the prediction misses "
+                                  "their long ensembles", when=_TRANSFER),
         Key("method", "the string \"transfer\"", when=_TRANSFER),
         Key("realisations", "field realisations measured (verified parts of the store)",
             when=_TRANSFER),
         Key("notes", "one line per caveat: what the validation shows, the dependence on "
-                     "alpha, the units of C_ell; C_l or K not positive; a standard error above "
-                     "10 per cent at l <= 8 (the default stops adding realisations at 100)",
+                     "alpha, the units of C_ell, the step check's verdict; C_l or K not "
+                     "positive; a standard error above 10 per cent at l <= 8 (the default "
+                     "stops adding realisations at 100)",
             when=_TRANSFER),
         Key("store", "the part store (--store, or a cache directory keyed by the settings, "
                      "shared with qlt transfer)", when=_TRANSFER),

@@ -61,6 +61,8 @@ from .transfer import (
 
 #: Names of the per-realisation arrays of :class:`OneStepMeasurement` (the content of its files).
 ARRAYS = ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")
+#: Prefix of the half-step terms of :func:`measure_step_realisation` (the step check).
+HALF_PREFIX = "half_"
 #: The aliasing floor is the mean of the rows ``l >= ceil(FLOOR_ROWS_FRACTION * n_theta)``
 #: (the top quarter of what the grid resolves, where the signal has fallen below the floor).
 FLOOR_ROWS_FRACTION = 0.75
@@ -131,16 +133,24 @@ def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
             "msd1": float(w @ np.sum(d * d, axis=1))}
 
 
-def measure_step_realisation(settings: TransferSettings, index: int, field=None) -> dict:
+def measure_step_realisation(settings: TransferSettings, index: int, field=None,
+                             half_step: bool = False) -> dict:
     """:func:`step_terms` of realisation ``index``: the test particles of
     :func:`qltlib.transfer.measure_realisation` (same grid, field and integrator).
 
     ``field`` replaces the synthesised turbulence (e.g. :func:`~qltlib.turbulence.uniform_field`).
-    The result also holds ``seconds``, the wall time of tracking and analysis.
+    The result also holds ``seconds``, the wall time of tracking and analysis. With
+    ``half_step``, it also holds the terms of the same particles at the half step
+    (:func:`qltlib.particles.transfer.half_step_time`) under the names ``half_<term>``, and
+    ``half_time`` (``1/Omega``); the terms at ``Delta T`` are those without it, bit for bit.
     """
     start = time.perf_counter()
-    grid, delta_r, final = track_grid(settings, index, field)
+    grid, delta_r, final, *half = track_grid(settings, index, field, half_step=half_step)
     terms = step_terms(grid, delta_r, final, settings.lmax)
+    if half_step:
+        at_half = step_terms(grid, half[0]["delta_r"], half[0]["final_directions"], settings.lmax)
+        terms.update({HALF_PREFIX + name: value for name, value in at_half.items()},
+                     half_time=half[0]["time"])
     terms["seconds"] = time.perf_counter() - start
     return terms
 
@@ -392,9 +402,22 @@ def load_one_step(path) -> OneStepMeasurement:
                                   **{name: data[name].astype(float) for name in ARRAYS})
 
 
-def from_realisations(settings: TransferSettings, results, indices) -> OneStepMeasurement:
-    """Stack :func:`measure_step_realisation` results of realisations ``indices``."""
+def from_realisations(settings: TransferSettings, results, indices,
+                      half_step: bool = False) -> OneStepMeasurement:
+    """Stack :func:`measure_step_realisation` results of realisations ``indices``.
+
+    With ``half_step``, the measurement of their half-step terms instead: the same particles
+    at ``half_time`` (its settings' ``alpha = k1 half_time``; ``seconds`` are those of the whole
+    measurement, which tracked both at once).
+    """
     results = list(results)
+    if half_step:
+        times = {float(r["half_time"]) for r in results}
+        if len(times) != 1:
+            raise ValueError(f"the realisations reached different half steps: {sorted(times)}")
+        settings = replace(settings, alpha=times.pop() * settings.k1)
+        results = [{name: r["seconds" if name == "seconds" else HALF_PREFIX + name]
+                    for name in ARRAYS} for r in results]
     return OneStepMeasurement(settings=settings, indices=np.asarray(list(indices), dtype=int),
                               **{name: np.array([r[name] for r in results], dtype=float) for name in ARRAYS})
 

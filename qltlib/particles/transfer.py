@@ -280,17 +280,20 @@ class TransferSettings:
         return dataclasses.asdict(self)
 
 
-def track_grid(settings: TransferSettings, index: int, field=None) -> tuple:
+def track_grid(settings: TransferSettings, index: int, field=None, half_step: bool = False) -> tuple:
     """Back-track one particle per grid node of realisation ``index`` for ``Delta T``.
 
     The test particles shared by :func:`measure_realisation` and :mod:`qltlib.particles.one_step`.
 
     Returns
     -------
-    (grid, delta_r, final_directions)
+    (grid, delta_r, final_directions) or (grid, delta_r, final_directions, half)
         The :class:`SphereGrid`, the displacements ``Delta r = r(t - Delta T) - r_sun``
         (``(n_particles, 3)``, units ``r_g``) and the unit momentum directions ``p'`` at
-        ``t - Delta T`` (``-velocities``, renormalised).
+        ``t - Delta T`` (``-velocities``, renormalised). With ``half_step``, also ``half``:
+        ``{"time", "delta_r", "final_directions"}`` of the same particles at the half step
+        :func:`half_step_time` (what the step check of ``qlt spectrum --method transfer``
+        compares with); the positions at ``Delta T`` are those without it, bit for bit.
 
     ``field`` replaces the synthesised turbulence (any
     :class:`~qltlib.particles.turbulence.PlaneWaveTurbulence`, e.g.
@@ -306,11 +309,40 @@ def track_grid(settings: TransferSettings, index: int, field=None) -> tuple:
         spectrum = make_spectrum(settings.spectrum, settings.k0, settings.k1)
         field = synthesise_turbulence(spectrum, settings.n_modes, rng=realisation_seed(settings.seed, index))
     grid = gauss_legendre_grid(settings.n_theta)
-    track = backtrack(field, grid.directions, [settings.delta_t], step_fraction=settings.step_fraction,
+    times = [settings.delta_t]
+    if half_step:
+        times.insert(0, half_step_time(settings, field))
+    track = backtrack(field, grid.directions, times, step_fraction=settings.step_fraction,
                       resync_every=settings.resync_every, precision=settings.precision)
-    final = -track.velocities[-1]                  # momentum direction at t - Delta T
-    final /= np.linalg.norm(final, axis=1)[:, None]
-    return grid, track.positions[-1], final
+    directions = -track.velocities                 # momentum directions at t - T
+    directions /= np.linalg.norm(directions, axis=2)[:, :, None]
+    out = (grid, track.positions[-1], directions[-1])
+    if not half_step:
+        return out
+    return (*out, {"time": float(track.times[0]), "delta_r": track.positions[0],
+                   "final_directions": directions[0]})
+
+
+def half_step_time(settings: TransferSettings, field) -> float:
+    """The integration step nearest below ``Delta T / 2`` on the step grid of ``Delta T``.
+
+    :func:`~qltlib.particles.tracking.output_schedule` puts ``Delta T`` at ``n`` steps of
+    ``dt``; ``floor(n/2) dt`` lies on that grid, so asking for it as well changes neither ``dt``
+    nor the trajectory to ``Delta T``. It falls short of ``Delta T/2`` by half a step when ``n``
+    is odd.
+
+    Raises
+    ------
+    ValueError
+        ``Delta T`` is a single integration step (no half step).
+    """
+    from .tracking import output_schedule, step_size
+
+    steps, dt, _ = output_schedule([settings.delta_t], step_size(field, settings.step_fraction))
+    if steps[-1] < 2:
+        raise ValueError(f"Delta T = {settings.delta_t:g} is one integration step: no half step "
+                         f"to check it against")
+    return float(steps[-1] // 2 * dt)
 
 
 def measure_realisation(settings: TransferSettings, index: int, field=None) -> np.ndarray:

@@ -14,15 +14,18 @@ realisations asked for) and ``DIR/matrix_00042.npz``: ``index``, the settings (J
 term of the one-step recursion of that realisation (:mod:`qltlib.particles.one_step`), all from
 the same back-tracking of the same test particles: ``matrix`` (float64, ``(n_theta, L+1)``:
 ``M_{l l0}``, rows ``l = 0..n_theta-1``), ``source`` and ``cross`` (``(n_theta,)``: ``S_l``,
-``X_l``), ``m1``, ``p1``, ``msd1`` and ``seconds`` (scalars). ``qlt transfer`` reads ``M``
-(:func:`load_store`), ``qlt spectrum --method transfer`` every term
-(:func:`load_one_step_store`), so both share one store for the same settings. Without
+``X_l``), ``m1``, ``p1``, ``msd1`` and ``seconds`` (scalars), and the same terms of the same
+particles at the half step (``half_matrix`` ... ``half_msd1``, and ``half_time``: the
+integration step nearest below ``Delta T / 2``, :func:`~qltlib.particles.transfer.half_step_time`).
+``qlt transfer`` reads ``M`` (:func:`load_store`), ``qlt spectrum --method transfer`` every term
+(:func:`load_one_step_store`) and checks its step against the half step, so both share one
+store for the same settings. Without
 ``--store`` the directory is a cache keyed by the settings, ``$QLT_CACHE_DIR/transfer/<key>``
 (:func:`default_store`), so a repeated or interrupted command finds its parts again.
 
-A part written before the one-step terms were stored (``index``, ``matrix``, ``settings``
-only) is *outdated*: a run reports it in one line and measures that realisation again (the
-same field and particles, so the same ``M``); a loader leaves it out with the same line.
+A part written before the one-step terms or the half-step terms were stored is *outdated*: a
+run reports it in one line and measures that realisation again (the same field and particles,
+so the same terms at ``Delta T``); a loader leaves it out with the same line.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ from .files import (
     read_part,
     write_atomically,
 )
-from .one_step import from_realisations, measure_step_realisation
+from .one_step import HALF_PREFIX, from_realisations, measure_step_realisation
 from .runner import TaskSpec, check_workers, run_parts, stderr_line
 from .tracking_defaults import kernel_compile_notice
 from .transfer import (
@@ -58,16 +61,23 @@ PART_PATTERN = re.compile(r"^matrix_(\d{5})\.npz$")
 #: arrays of a part written before the one-step terms were stored (still recognised)
 OLD_PART_FIELDS = ("index", "matrix", "settings")
 #: the one-step terms every part holds besides ``OLD_PART_FIELDS``: name -> shape (``None``:
-#: ``(n_theta,)``, ``()``: a scalar)
-STEP_FIELDS = {"source": None, "cross": None, "m1": (), "p1": (), "msd1": (), "seconds": ()}
+#: ``(n_theta,)``, ``()``: a scalar, ``"matrix"``: that of ``matrix``); the ``half_`` terms are
+#: those of the same particles at the half step (the step check of ``qlt spectrum``)
+_TERM_SHAPES = {"source": None, "cross": None, "m1": (), "p1": (), "msd1": ()}
+STEP_FIELDS = {**_TERM_SHAPES, "seconds": (), HALF_PREFIX + "matrix": "matrix",
+               **{HALF_PREFIX + name: shape for name, shape in _TERM_SHAPES.items()},
+               "half_time": ()}
 PART_FIELDS = OLD_PART_FIELDS + tuple(STEP_FIELDS)
 FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matrix (n_theta, "
                 "lmax+1) M_{l l0}, rows l = 0..n_theta-1; source, cross (n_theta,) S_l, X_l; "
-                "scalars m1, p1, msd1, seconds (qltlib.particles.one_step)")
+                "scalars m1, p1, msd1, seconds; the same terms of the same particles at the half "
+                "step half_time (1/Omega) as half_matrix, half_source, half_cross, half_m1, "
+                "half_p1, half_msd1 (qltlib.particles.one_step)")
 
 
 class OutdatedPartError(CorruptRealisationError):
-    """A part written before the one-step terms were stored: its realisation is measured again."""
+    """A part written before the one-step (or half-step) terms were stored: its realisation is
+    measured again."""
 
 
 def _defaults() -> dict:
@@ -110,7 +120,7 @@ class MatrixTask:
 
     def compute(self, index: int) -> dict:
         # every one-step term from one back-tracking (M is measure_realisation's, bit for bit)
-        return {"index": int(index), **measure_step_realisation(self.settings, index)}
+        return {"index": int(index), **measure_step_realisation(self.settings, index, half_step=True)}
 
     def write(self, result: dict) -> None:
         arrays = {name: np.asarray(result[name], dtype=np.float64) for name in ("matrix", *STEP_FIELDS)}
@@ -138,11 +148,14 @@ def load_part_terms(store, index: int, settings: TransferSettings) -> dict:
                                       OLD_PART_FIELDS, _defaults())
     absent = [name for name in STEP_FIELDS if name not in arrays]
     if absent:
+        what = ("half-step" if all(name.startswith(HALF_PREFIX) for name in absent)
+                else "one-step")
         raise OutdatedPartError(
-            f"{part_path(store, index).name} was written by an older qltlib (M only, without the "
-            f"one-step terms {', '.join(absent)})")
-    shapes = {"matrix": (settings.n_theta, settings.lmax + 1),
-              **{name: (settings.n_theta,) if shape is None else shape
+            f"{part_path(store, index).name} was written by an older qltlib (without the "
+            f"{what} terms {', '.join(absent)})")
+    matrix = (settings.n_theta, settings.lmax + 1)
+    shapes = {"matrix": matrix,
+              **{name: (settings.n_theta,) if shape is None else matrix if shape == "matrix" else shape
                  for name, shape in STEP_FIELDS.items()}}
     terms = {}
     for name, shape in shapes.items():
@@ -199,11 +212,12 @@ def _matrix_measurement(settings: TransferSettings, parts: dict) -> TransferMeas
                                aliasing_scale=aliasing_scale(settings))
 
 
-def load_one_step_store(store, n_realisations: int | None = None, report=None):
+def load_one_step_store(store, n_realisations: int | None = None, report=None,
+                        half_step: bool = False):
     """Every one-step term held by a part store, as a
     :class:`~qltlib.particles.one_step.OneStepMeasurement` (its verified parts below
     ``n_realisations``, default the manifest's number; corrupt or outdated parts are reported
-    through ``report`` and left out).
+    through ``report`` and left out); with ``half_step``, that of the half-step terms.
 
     Raises
     ------
@@ -211,7 +225,7 @@ def load_one_step_store(store, n_realisations: int | None = None, report=None):
         No manifest, bad settings, or no verified part.
     """
     settings, parts = _stored_parts(store, n_realisations, report)
-    return from_realisations(settings, parts.values(), parts.keys())
+    return from_realisations(settings, parts.values(), parts.keys(), half_step=half_step)
 
 
 def verify_parts(store, settings: TransferSettings, n_realisations: int, report) -> tuple:
@@ -247,11 +261,14 @@ def run_one_step(settings: TransferSettings, n_realisations: int, store=None, wo
     ``store`` (the same store as :func:`run_transfer` for the same settings).
 
     As :func:`run_store`, with ``measurement`` the
-    :class:`~qltlib.particles.one_step.OneStepMeasurement` over the parts.
+    :class:`~qltlib.particles.one_step.OneStepMeasurement` over the parts and ``half_step`` that
+    of the same particles at the half step.
     """
     run = run_store(settings, n_realisations, store, workers, progress, report)
     parts = run.pop("parts")
-    return {"measurement": from_realisations(settings, parts.values(), parts.keys()), **run}
+    return {"measurement": from_realisations(settings, parts.values(), parts.keys()),
+            "half_step": from_realisations(settings, parts.values(), parts.keys(), half_step=True),
+            **run}
 
 
 def run_store(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,

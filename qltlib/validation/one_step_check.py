@@ -17,6 +17,8 @@ with a simulated ensemble summarised by :func:`qltlib.particles.statistics.summa
   the length (the Markov closure alone);
 * :func:`two_step_comparison` -- the steady state with the mean's memory taken from a step and
   one of twice its length (a second closure);
+* :func:`step_check` -- whether the prediction still moves from half the step to the step (the
+  check ``qlt spectrum --method transfer`` runs on every result);
 * :func:`qlt_comparison` -- first-order QLT at its best ``alpha`` on the same multipoles.
 
 Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l`` in ``(r_g |G|)^2`` (numbers for
@@ -41,6 +43,12 @@ from .simulation_fit import fit_simulation
 PICK = (1, 2, 4, 8, 16)
 #: truncation of the recursion in every comparison (the stored measurements have ``L = 16``)
 LMAX = 16
+#: multipoles whose change from the half step to the step :func:`step_check` tests (those
+#: whose standard error ``qlt spectrum --method transfer`` brings to 10 per cent)
+STEP_CHECK_ELLS = (1, 2, 4, 8)
+#: a relative change from the half step to the step that :func:`step_check` accepts (the
+#: precision the default number of realisations aims at)
+STEP_TOLERANCE = 0.10
 
 
 def simulation_reference(summary: dict, lmax: int = LMAX, time=None) -> dict:
@@ -253,8 +261,16 @@ def steps_to(time: float, delta_t: float) -> int:
 
 
 def _double_step_rows(a, b) -> tuple:
-    """:func:`_shared_rows` of a step ``a`` and a step ``b`` of twice its length (refused otherwise)."""
-    if not math.isclose(b.settings.delta_t, 2 * a.settings.delta_t, rel_tol=1e-9):
+    """:func:`_shared_rows` of a step ``a`` and a step ``b`` of twice its length (refused otherwise).
+
+    Twice within one integration step: the half step that ``qlt spectrum --method transfer``
+    records lies on the integration grid of ``b``, half a step short of ``Delta T(b)/2`` when
+    ``b`` takes an odd number of steps
+    (:func:`~qltlib.particles.transfer.half_step_time`).
+    """
+    settings = b.settings
+    one_step = settings.step_fraction * min(1.0 / settings.k1, 1.0) * (1 + 1e-9)
+    if not abs(settings.delta_t - 2 * a.settings.delta_t) <= one_step:
         raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
                          f"{a.settings.delta_t:g}")
     return _shared_rows(a, b)
@@ -281,8 +297,9 @@ def paired_change(a, b, lmax: int = LMAX, pick=PICK) -> dict:
     -------
     dict
         ``from``, ``to`` (``alpha`` of ``a`` and ``b``), ``from_grid``, ``to_grid``
-        (``n_theta``), ``paired_realisations``; ``dK = K(b) - K(a)`` and ``dlnC``
-        ``{l: C_l(b)/C_l(a) - 1}`` at ``pick``, each as ``(value, error)``.
+        (``n_theta``), ``paired_realisations``; ``dK = K(b) - K(a)`` (``r_g c``), ``dlnK``
+        ``K(b)/K(a) - 1`` and ``dlnC`` ``{l: C_l(b)/C_l(a) - 1}`` at ``pick``, each as
+        ``(value, error)``.
 
     Notes
     -----
@@ -297,14 +314,14 @@ def paired_change(a, b, lmax: int = LMAX, pick=PICK) -> dict:
 
     def statistic(means):
         out = [_steady({k: means[side + k] for k in va}) for side in ("a_", "b_")]
-        return np.concatenate([[out[1]["K"] - out[0]["K"]],
+        return np.concatenate([[out[1]["K"] - out[0]["K"], out[1]["K"] / out[0]["K"] - 1],
                                out[1]["C"][index] / out[0]["C"][index] - 1])
 
     est, err, _ = jackknife(values, statistic)
     return {"from": a.settings.alpha, "to": b.settings.alpha, "from_grid": a.settings.n_theta,
             "to_grid": b.settings.n_theta, "paired_realisations": len(common),
-            "dK": (float(est[0]), float(err[0])),
-            "dlnC": {int(ell): (float(est[i + 1]), float(err[i + 1])) for i, ell in enumerate(pick)}}
+            "dK": (float(est[0]), float(err[0])), "dlnK": (float(est[1]), float(err[1])),
+            "dlnC": {int(ell): (float(est[i + 2]), float(err[i + 2])) for i, ell in enumerate(pick)}}
 
 
 def mean_two_steps(a, b) -> dict:
@@ -336,6 +353,55 @@ def mean_two_steps(a, b) -> dict:
     return {"from": a.settings.alpha, "to": b.settings.alpha, "paired_realisations": len(common),
             "predicted": float(values["m1"].mean() * (1 + values["p1"].mean())),
             "measured": float(values["m2"].mean()), "excess": (float(est[0]), float(err[0]))}
+
+
+def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
+               tolerance: float = STEP_TOLERANCE) -> dict:
+    """Does the prediction still depend on the step? ``full`` against ``half``, the same
+    particles at half the step (or any measurement of half the step on the same fields).
+
+    Two tests, both paired over the shared realisations (jackknife errors):
+
+    * the **drift**: the change of ``K`` and of ``C_l`` (``l`` in ``ells``) from the half step
+      to the step (:func:`paired_change`), what the scan of ``Delta T`` measures per doubling;
+    * the **mean test**: two chained half steps, (R2), against the measured mean displacement
+      of the step (:func:`mean_two_steps`): the Markov closure alone.
+
+    Each quantity passes when it changes by at most ``tolerance`` (relative) or lies within two
+    errors of no change; the check is ``settled`` when all pass.
+
+    Returns
+    -------
+    dict
+        ``alpha_half``, ``alpha``, ``paired_realisations``, ``K_half`` and ``K_half_err``
+        (``r_g c``), ``dlnK`` and ``dlnC`` (``{l: (value, error)}``) as in
+        :func:`paired_change`, ``mean_excess`` (``(value, error)``: two half steps over the
+        measured step, minus one), ``moved`` (names of the quantities that failed:
+        ``"K"``, ``"C_<l>"``, ``"mean"``) and ``settled`` (bool).
+
+    Notes
+    -----
+    Chapter *A parameter-free predictor*, section *The step check*. The check cannot see
+    memory longer than the step itself: a prediction that passes it may still move at four
+    times the step.
+    """
+    ells = _within(ells, lmax)
+    drift = paired_change(half, full, lmax, ells)
+    mean = mean_two_steps(half, full)
+    k_half = half.steady_state(lmax)
+
+    def passes(value_error):
+        value, error = value_error
+        return abs(value) <= max(tolerance, 2 * error)
+
+    tests = {"K": drift["dlnK"], **{f"C_{ell}": drift["dlnC"][ell] for ell in ells},
+             "mean": mean["excess"]}
+    moved = [name for name, value_error in tests.items() if not passes(value_error)]
+    return {"alpha_half": half.settings.alpha, "alpha": full.settings.alpha,
+            "paired_realisations": drift["paired_realisations"],
+            "K_half": k_half["K"], "K_half_err": k_half["K_err"],
+            "dlnK": drift["dlnK"], "dlnC": drift["dlnC"], "mean_excess": mean["excess"],
+            "moved": moved, "settled": not moved}
 
 
 def drift_per_doubling(measurements, lmax: int = LMAX, pick=PICK) -> list:

@@ -135,10 +135,47 @@ def test_an_old_part_is_recomputed_with_one_line(tmp_path):
     assert "matrix_00001.npz was written by an older qltlib" in lines[0] and "left out" in lines[0]
     again, stderr = spectrum("--realisations", 3, cache=tmp_path)
     assert again["written"] == 1 and again["skipped"] == 2
-    assert "matrix_00001.npz was written by an older qltlib (M only, without the one-step " \
-           "terms source, cross, m1, p1, msd1, seconds); recomputing it" in stderr
+    assert "matrix_00001.npz was written by an older qltlib (without the one-step terms " \
+           "source, cross, m1, p1, msd1, seconds, half_matrix, half_source, half_cross, " \
+           "half_m1, half_p1, half_msd1, half_time); recomputing it" in stderr
     assert again["C_ell"] == first["C_ell"]               # the same field, the same particles
     assert existing_parts(store) == [0, 1, 2]
+
+
+def test_a_part_without_the_half_step_is_recomputed_with_one_line(tmp_path):
+    """A part of the code before the step check (every one-step term, no half step)."""
+    first, _ = spectrum("--realisations", 3, cache=tmp_path)
+    store = first["store"]
+    path = part_path(store, 2)
+    with np.load(path) as data:
+        np.savez(path, **{name: data[name] for name in data.files if not name.startswith("half_")})
+    again, stderr = spectrum("--realisations", 3, cache=tmp_path)
+    assert again["written"] == 1 and again["skipped"] == 2
+    assert "matrix_00002.npz was written by an older qltlib (without the half-step terms " \
+           "half_matrix, half_source, half_cross, half_m1, half_p1, half_msd1, half_time); " \
+           "recomputing it" in stderr
+    assert again["C_ell"] == first["C_ell"] and again["step_check"] == first["step_check"]
+
+
+def test_the_step_check_compares_the_step_with_its_half(tmp_path):
+    out, _ = spectrum("--realisations", 3, cache=tmp_path)
+    check = out["step_check"]
+    half = load_one_step_store(out["store"], half_step=True).without_floor()
+    full = load_one_step_store(out["store"]).without_floor()
+    # the tiny step takes 20 integration steps of 0.005 / Omega: the half step is 10 of them
+    assert check["alpha_half"] == pytest.approx(5.0) and half.settings.alpha == check["alpha_half"]
+    assert check["K_half"] == pytest.approx(half.steady_state()["K"], rel=1e-12)
+    assert check["ell"] == [1, 2] and len(check["dlnC"]) == len(check["dlnC_err"]) == 2
+    ratio = full.steady_state()["C"] / half.steady_state()["C"] - 1
+    assert check["dlnC"] == pytest.approx(ratio.tolist(), rel=1e-12)
+    assert check["dlnK"] == pytest.approx(out["K"] / check["K_half"] - 1, rel=1e-12)
+    two_halves = half.m1.mean() * (1 + half.p1.mean()) / full.m1.mean() - 1
+    assert check["mean_excess"] == pytest.approx(two_halves, rel=1e-9, abs=1e-12)
+    assert check["settled"] == (check["moved"] == [])
+    verdict = [note for note in out["notes"] if "STEP CHECK" in note or "step check passed" in note]
+    assert len(verdict) == 1
+    assert ("STEP CHECK FAILED" in verdict[0]) == (not check["settled"])
+    assert "from alpha 5 to 10" in verdict[0]
 
 
 @pytest.mark.parametrize("args, words", [

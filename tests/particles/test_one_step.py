@@ -292,3 +292,41 @@ def test_one_step_fields_are_those_of_qlt_simulate_for_the_same_seed_and_modes()
                                             np.random.default_rng(realisation_seed(2019, index)))
         for name in ("wavevectors", "amplitude_vectors", "phases"):
             assert np.array_equal(getattr(as_transfer, name), getattr(as_simulate, name))
+
+
+def test_the_half_step_rides_along_without_changing_the_step():
+    """The step check's half step: the same particles, one more output time on the integration
+    grid of Delta T, so the terms at Delta T are bit for bit those without it, and the half-step
+    terms those of a measurement at the half step's own alpha."""
+    from qltlib.particles.one_step import HALF_PREFIX, from_realisations
+
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=4, n_modes=16)
+    plain = track_grid(settings, 1)
+    grid, delta_r, final, half = track_grid(settings, 1, half_step=True)
+    assert np.array_equal(plain[1], delta_r) and np.array_equal(plain[2], final)
+    both = measure_step_realisation(settings, 1, half_step=True)
+    alone = measure_step_realisation(settings, 1)
+    for name in ("matrix", "source", "cross", "m1", "p1", "msd1"):
+        assert np.array_equal(both[name], alone[name]), name
+    at_half = measure_step_realisation(
+        dataclasses.replace(settings, alpha=both["half_time"] * settings.k1), 1)
+    for name in ("matrix", "source", "cross", "m1", "p1", "msd1"):
+        assert np.array_equal(both[HALF_PREFIX + name], at_half[name]), name
+    assert half["time"] == both["half_time"]
+    measured = from_realisations(settings, [both], [1], half_step=True)
+    assert measured.settings.alpha == pytest.approx(both["half_time"] * settings.k1)
+    assert measured.m1.tolist() == [both["half_m1"]] and measured.indices.tolist() == [1]
+
+
+def test_the_half_step_lies_on_the_integration_grid():
+    from qltlib.particles.tracking import output_schedule, step_size
+    from qltlib.particles.transfer import half_step_time
+
+    field = uniform_field([0.0, 0.0, 1.0])          # k_max = 0: steps of step_fraction r_g/c
+    for alpha, steps in ((0.8, 2), (1.2, 3), (4.4, 11)):
+        settings = TransferSettings(alpha=alpha, lmax=2, n_theta=4, k0=0.01, k1=1.0)
+        n, dt, _ = output_schedule([settings.delta_t], step_size(field, settings.step_fraction))
+        assert n[-1] == steps
+        assert half_step_time(settings, field) == pytest.approx((steps // 2) * dt, rel=1e-12)
+    with pytest.raises(ValueError, match="one integration step"):
+        half_step_time(TransferSettings(alpha=0.3, lmax=2, n_theta=4, k0=0.01, k1=1.0), field)
