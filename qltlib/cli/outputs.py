@@ -170,9 +170,10 @@ _SPECTRUM = OutputTable(
         Key("step_check.moved", "what changed by more than 10 per cent and two errors: \"K\", "
                                 "\"C_<l>\", \"mean\" (a list)", when=_TRANSFER),
         Key("step_check.settled", "true when nothing moved: on the white spectrum the check "
-                                  "passes from alpha 3200 (half step 1600), on kolmogorov, "
-                                  "flat3d and logflat it fails where the prediction misses "
-                                  "their long ensembles", when=_TRANSFER),
+                                  "passes from alpha 3200 (half step 1600); it fails wherever "
+                                  "the prediction misses its long ensemble (kolmogorov, "
+                                  "flat3d, logflat up to 1600) and at logflat 6400, which "
+                                  "agrees (a conservative check)", when=_TRANSFER),
         Key("method", "the string \"transfer\"", when=_TRANSFER),
         Key("realisations", "field realisations measured (verified parts of the store)",
             when=_TRANSFER),

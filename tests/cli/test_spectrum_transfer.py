@@ -47,11 +47,11 @@ def _quoted() -> list:
     """What the help and the notes quote, formatted from the stored comparison."""
     own = _COMPARISON["spectra"]["white"]["runs"]["white_alpha3200_grid68_modes256"]["without_floor"]
     longest = [next(r["dK"] for r in _COMPARISON["spectra"][name]["drift_families"]["modes256"]
-                    if (r["from"], r["to"]) == (25600, 64000)) for name in ("kolmogorov", "flat3d")]
+                    if (r["from"], r["to"]) == (32000, 64000)) for name in ("kolmogorov", "flat3d")]
     return ["{:.2f} +- {:.2f} r_g c from alpha".format(*_drift(1600, 3200)),
             "{:.2f} +- {:.2f} from 3200 to 6400".format(*_drift(3200, 6400)),
             f"chi2 = {own['chi2']:.1f} for 16 multipoles (p = {own['p']:.2f})",
-            "K by {:+.1f} +- {:.1f} and {:+.1f} +- {:.1f} r_g c from 25600".format(*longest[0],
+            "K by {:+.1f} +- {:.1f} and {:+.1f} +- {:.1f} r_g c from 32000".format(*longest[0],
                                                                                    *longest[1])]
 
 
