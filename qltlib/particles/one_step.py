@@ -277,6 +277,12 @@ class OneStepMeasurement:
     def realisations(self) -> int:
         return int(self.m1.shape[0])
 
+    def subset(self, rows) -> "OneStepMeasurement":
+        """The realisations at positions ``rows`` (their numbers stay in ``indices``)."""
+        rows = np.asarray(rows)
+        return replace(self, indices=self.indices[rows],
+                       **{name: getattr(self, name)[rows] for name in ARRAYS})
+
     def floor_rows(self) -> slice:
         """The rows ``l`` (of ``S``, ``X`` and ``M``) whose mean is the aliasing floor."""
         return floor_rows(self.source.shape[1], self.settings.lmax)

@@ -330,3 +330,11 @@ def test_the_half_step_lies_on_the_integration_grid():
         assert half_step_time(settings, field) == pytest.approx((steps // 2) * dt, rel=1e-12)
     with pytest.raises(ValueError, match="one integration step"):
         half_step_time(TransferSettings(alpha=0.3, lmax=2, n_theta=4, k0=0.01, k1=1.0), field)
+
+
+def test_subset_keeps_the_chosen_realisations_and_their_numbers(small_measurement):
+    part = small_measurement.subset([2, 0])
+    assert part.indices.tolist() == [small_measurement.indices[2], small_measurement.indices[0]]
+    for name in ARRAYS:
+        assert np.array_equal(getattr(part, name), getattr(small_measurement, name)[[2, 0]])
+    assert part.settings == small_measurement.settings and part.realisations == 2
