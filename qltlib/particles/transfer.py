@@ -323,6 +323,21 @@ def track_grid(settings: TransferSettings, index: int, field=None, half_step: bo
                    "final_directions": directions[0]})
 
 
+def nominal_step(settings: TransferSettings) -> float:
+    """The nominal integration step of the synthesised fields, ``1/Omega``.
+
+    ``step_fraction * min(1/k_max, r_g)`` with ``k_max <= k1`` the largest of the modes'
+    wavenumbers (:func:`~qltlib.particles.turbulence.log_bin_weights`), as
+    :func:`~qltlib.particles.tracking.step_size` takes it; the step actually used divides
+    ``Delta T`` and is at most this.
+    """
+    from .turbulence import log_bin_weights
+
+    k, _ = log_bin_weights(make_spectrum(settings.spectrum, settings.k0, settings.k1),
+                           settings.n_modes)
+    return settings.step_fraction * min(1.0 / float(np.max(k)), 1.0)
+
+
 def half_step_time(settings: TransferSettings, field) -> float:
     """The integration step nearest below ``Delta T / 2`` on the step grid of ``Delta T``.
 

@@ -35,6 +35,7 @@ from scipy import stats
 
 from ..particles.one_step import jackknife, one_step_recursion, one_step_steady_state
 from ..particles.statistics import time_index
+from ..particles.transfer import nominal_step
 from ..theory.spectrum import make_spectrum
 from ..theory.transport import standard_qlt_rates
 from .simulation_fit import fit_simulation
@@ -268,9 +269,8 @@ def _double_step_rows(a, b) -> tuple:
     ``b`` takes an odd number of steps
     (:func:`~qltlib.particles.transfer.half_step_time`).
     """
-    settings = b.settings
-    one_step = settings.step_fraction * min(1.0 / settings.k1, 1.0) * (1 + 1e-9)
-    if not abs(settings.delta_t - 2 * a.settings.delta_t) <= one_step:
+    one_step = nominal_step(b.settings) * (1 + 1e-9)
+    if not abs(b.settings.delta_t - 2 * a.settings.delta_t) <= one_step:
         raise ValueError(f"need Delta T(b) = 2 Delta T(a), got {b.settings.delta_t:g} and "
                          f"{a.settings.delta_t:g}")
     return _shared_rows(a, b)

@@ -301,8 +301,11 @@ def test_mean_over_two_steps_is_exact_for_a_markov_velocity_only():
 
 def test_a_double_step_may_miss_twice_the_step_by_one_integration_step():
     # the half step of qlt spectrum lies on the integration grid: floor(n/2) dt for n steps
+    from qltlib.particles.transfer import nominal_step
+
     one = _measurement(alpha=100.0, seed=8)
-    dt = one.settings.step_fraction / one.settings.k1              # the nominal step, 1/Omega
+    dt = nominal_step(one.settings)           # above step_fraction/k1: k_max lies below k1
+    assert dt > one.settings.step_fraction / one.settings.k1
     for alpha_two, accepted in ((200.0 + 0.999 * dt * one.settings.k1, True),
                                 (200.0 + 1.5 * dt * one.settings.k1, False)):
         two = _measurement(alpha=alpha_two, seed=9)
