@@ -202,15 +202,17 @@ def largest_relative_error(steady: dict) -> float:
     return max(relative_errors(steady).values())
 
 
-def next_realisations(n: int, error: float) -> int:
-    """How many realisations to extend ``n`` to when its largest relative error is ``error``.
+def next_realisations(n: int, error: float, target: float | None = None) -> int:
+    """How many realisations to extend ``n`` to when an error is ``error`` and should be
+    ``target`` (default :data:`TARGET_RELATIVE_ERROR`).
 
     The error falls as ``1/sqrt(R)``: the ``R`` that reaches the target, with a tenth more as a
     margin, rounded up to tens, at least ten more, at most :data:`MAX_TRANSFER_REALISATIONS`.
     """
+    target = TARGET_RELATIVE_ERROR if target is None else target
     if not math.isfinite(error):
         return MAX_TRANSFER_REALISATIONS
-    wanted = 1.1 * n * (error / TARGET_RELATIVE_ERROR) ** 2
+    wanted = 1.1 * n * (error / target) ** 2
     return min(MAX_TRANSFER_REALISATIONS, max(n + 10, 10 * math.ceil(wanted / 10)))
 
 
@@ -219,12 +221,14 @@ def _measure(settings, args, store: str) -> tuple:
     written now.
 
     With --realisations, that many; without, :data:`FIRST_TRANSFER_REALISATIONS` extended by
-    :func:`next_realisations` until the target error is met. Every round starts from the first
-    count, so an interrupted call, rerun, takes the same rounds (those already in the store are
-    only read) and ends with the same realisations.
+    :func:`next_realisations` until the target error is met and the step check is resolved
+    (two errors of each of its changes at most its tolerance), at most
+    :data:`MAX_TRANSFER_REALISATIONS`. Every round starts from the first count, so an
+    interrupted call, rerun, takes the same rounds (those already in the store are only read)
+    and ends with the same realisations.
     """
     from ..particles.transfer_run import run_one_step
-    from ..validation.one_step_check import step_check
+    from ..validation import one_step_check
 
     fixed = args.realisations is not None
     n = args.realisations if fixed else FIRST_TRANSFER_REALISATIONS
@@ -235,15 +239,27 @@ def _measure(settings, args, store: str) -> tuple:
         written.update(run["written"])
         measurement = run["measurement"].without_floor()
         steady = measurement.steady_state(settings.lmax)
-        error = largest_relative_error(steady)
-        if fixed or error <= TARGET_RELATIVE_ERROR or n >= MAX_TRANSFER_REALISATIONS:
-            check = step_check(run["half_step"].without_floor(), measurement, settings.lmax)
+        tolerance = one_step_check.STEP_TOLERANCE
+        check = one_step_check.step_check(run["half_step"].without_floor(), measurement,
+                                          settings.lmax, tolerance=tolerance)
+        if fixed or n >= MAX_TRANSFER_REALISATIONS:
             return measurement, steady, check, sorted(written)
-        following = next_realisations(n, error)
-        stderr_note("spectrum", f"largest standard error of C_l at l <= {TARGET_LMAX}: "
-                                f"{error:.0%} with {n} realisations; extending to {following} "
-                                f"(target {TARGET_RELATIVE_ERROR:.0%}, at most "
-                                f"{MAX_TRANSFER_REALISATIONS})")
+        wanted, reasons = [], []
+        error = largest_relative_error(steady)
+        if error > TARGET_RELATIVE_ERROR:
+            wanted.append(next_realisations(n, error))
+            reasons.append(f"largest standard error of C_l at l <= {TARGET_LMAX} {error:.0%} "
+                           f"(target {TARGET_RELATIVE_ERROR:.0%})")
+        if check["verdict"] == "unresolved":
+            spread = max(2 * check["tests"][name][1] for name in check["unresolved"])
+            wanted.append(next_realisations(n, spread, tolerance))
+            reasons.append(f"step check unresolved ({', '.join(check['unresolved'])}: two "
+                           f"errors up to {spread:.0%}, tolerance {tolerance:.0%})")
+        if not wanted:
+            return measurement, steady, check, sorted(written)
+        following = max(wanted)
+        stderr_note("spectrum", f"{'; '.join(reasons)} with {n} realisations; extending to "
+                                f"{following} (at most {MAX_TRANSFER_REALISATIONS})")
         n = following
 
 
@@ -369,8 +385,10 @@ def register(subparsers) -> None:
                    help=f"field realisations (--method transfer; default: "
                         f"{FIRST_TRANSFER_REALISATIONS}, extended until the largest standard "
                         f"error of C_l at l <= {TARGET_LMAX} is at most "
-                        f"{100 * TARGET_RELATIVE_ERROR:.0f} %%, at most {MAX_TRANSFER_REALISATIONS}; see "
-                        f"benchmarks/README.md; more extend the store)")
+                        f"{100 * TARGET_RELATIVE_ERROR:.0f} %% and the step check is resolved "
+                        f"(two errors of each change it tests at most its tolerance), at most "
+                        f"{MAX_TRANSFER_REALISATIONS}; see benchmarks/README.md; more extend "
+                        f"the store)")
     p.add_argument("--workers", type=integer_type("workers", 1), default=None,
                    help="worker processes; 1 uses all cores through numba threads (--method "
                         "transfer; default: 1)")

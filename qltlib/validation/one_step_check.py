@@ -379,8 +379,9 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
         ``alpha_half``, ``alpha``, ``paired_realisations``, ``K_half`` and ``K_half_err``
         (``r_g c``), ``dlnK`` and ``dlnC`` (``{l: (value, error)}``) as in
         :func:`paired_change`, ``mean_excess`` (``(value, error)``: two half steps over the
-        measured step, minus one), ``moved`` and ``unresolved`` (names: ``"K"``, ``"C_<l>"``,
-        ``"mean"``), ``verdict`` and ``settled`` (``verdict == "passed"``).
+        measured step, minus one), ``tests`` (``{name: (value, error)}`` of the quantities
+        tested), ``moved`` and ``unresolved`` (names: ``"K"``, ``"C_<l>"``, ``"mean"``),
+        ``verdict`` and ``settled`` (``verdict == "passed"``).
 
     Notes
     -----
@@ -402,7 +403,7 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
             "paired_realisations": drift["paired_realisations"],
             "K_half": k_half["K"], "K_half_err": k_half["K_err"],
             "dlnK": drift["dlnK"], "dlnC": drift["dlnC"], "mean_excess": mean["excess"],
-            "moved": moved, "unresolved": unresolved, "verdict": verdict,
+            "tests": tests, "moved": moved, "unresolved": unresolved, "verdict": verdict,
             "settled": verdict == "passed"}
 
 

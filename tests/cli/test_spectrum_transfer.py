@@ -26,6 +26,7 @@ from qltlib.particles.transfer_run import (
     part_path,
 )
 from qltlib.paths import DATA_DIR
+from qltlib.validation import one_step_check
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--alpha", "10", "--lmax", "2", "--grid", "4", "--modes", "16", "--no-progress"]
@@ -257,10 +258,34 @@ def test_without_realisations_the_store_is_extended_until_the_target(tmp_path, m
     again = json.loads(capsys.readouterr().out)
     assert (again["realisations"], again["written"], again["skipped"]) == (5, 0, 5)
     assert again["C_ell"] == out["C_ell"]
-    # a target already met stops at the first round
+    # a target already met, and a step check resolved, stop at the first round
     monkeypatch.setattr(spectrum_cli, "TARGET_RELATIVE_ERROR", 1e9)
+    monkeypatch.setattr(one_step_check, "STEP_TOLERANCE", 1e9)
     assert qlt_main([*argv, "--seed", "7"]) == 0
-    assert json.loads(capsys.readouterr().out)["realisations"] == 3
+    first = json.loads(capsys.readouterr().out)
+    assert first["realisations"] == 3 and first["step_check"]["verdict"] == "passed"
+
+
+def test_an_unresolved_step_check_extends_the_store(tmp_path, monkeypatch, capsys):
+    """Without --realisations, realisations are added until two errors of every change the step
+    check tests fall to its tolerance (here: a tolerance that no change reaches, so nothing
+    moves, and two errors exceed it until the ceiling)."""
+    monkeypatch.setenv("QLT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(spectrum_cli, "FIRST_TRANSFER_REALISATIONS", 3)
+    monkeypatch.setattr(spectrum_cli, "MAX_TRANSFER_REALISATIONS", 5)
+    monkeypatch.setattr(spectrum_cli, "TARGET_RELATIVE_ERROR", 1e9)      # always met
+    real = one_step_check.step_check
+
+    def unresolved(*args, **kwargs):
+        check = real(*args, **kwargs)
+        return dict(check, moved=[], unresolved=["C_1"], verdict="unresolved", settled=False)
+
+    monkeypatch.setattr(one_step_check, "step_check", unresolved)
+    assert qlt_main(["spectrum", "--method", "transfer", *TINY]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["realisations"] == 5
+    assert "step check unresolved (C_1: two errors up to" in captured.err
+    assert "with 3 realisations; extending to 5" in captured.err
 
 
 def test_help_says_what_the_result_depends_on():
