@@ -153,8 +153,6 @@ def _transfer_notes(steady: dict, check: dict) -> list:
 
 def _step_check_note(check: dict) -> str:
     """One line: what the step check measured and what it means."""
-    from ..validation.one_step_check import STEP_TOLERANCE
-
     def percent(value, error):
         return f"{100 * value:+.1f} +- {100 * error:.1f} %"
 
@@ -164,7 +162,7 @@ def _step_check_note(check: dict) -> str:
                 f"half the step, paired over {check['paired_realisations']} realisations): "
                 f"{changes}; two chained half steps over the step's measured mean displacement "
                 f"{percent(*check['mean_excess'])}")
-    tolerance = f"{STEP_TOLERANCE:.0%}"
+    tolerance = f"{check['tolerance']:.0%}"
     if check["verdict"] == "failed":
         return (f"STEP CHECK FAILED {measured}: {', '.join(check['moved'])} changed by more than "
                 f"{tolerance} beyond two errors, so this is not the steady state; double --alpha "
@@ -228,7 +226,7 @@ def _measure(settings, args, store: str) -> tuple:
     and ends with the same realisations.
     """
     from ..particles.transfer_run import run_one_step
-    from ..validation import one_step_check
+    from ..validation.one_step_check import step_check
 
     fixed = args.realisations is not None
     n = args.realisations if fixed else FIRST_TRANSFER_REALISATIONS
@@ -239,9 +237,7 @@ def _measure(settings, args, store: str) -> tuple:
         written.update(run["written"])
         measurement = run["measurement"].without_floor()
         steady = measurement.steady_state(settings.lmax)
-        tolerance = one_step_check.STEP_TOLERANCE
-        check = one_step_check.step_check(run["half_step"].without_floor(), measurement,
-                                          settings.lmax, tolerance=tolerance)
+        check = step_check(run["half_step"].without_floor(), measurement, settings.lmax)
         if fixed or n >= MAX_TRANSFER_REALISATIONS:
             return measurement, steady, check, sorted(written)
         wanted, reasons = [], []
@@ -252,9 +248,9 @@ def _measure(settings, args, store: str) -> tuple:
                            f"(target {TARGET_RELATIVE_ERROR:.0%})")
         if check["verdict"] == "unresolved":
             spread = max(2 * check["tests"][name][1] for name in check["unresolved"])
-            wanted.append(next_realisations(n, spread, tolerance))
+            wanted.append(next_realisations(n, spread, check["tolerance"]))
             reasons.append(f"step check unresolved ({', '.join(check['unresolved'])}: two "
-                           f"errors up to {spread:.0%}, tolerance {tolerance:.0%})")
+                           f"errors up to {spread:.0%}, tolerance {check['tolerance']:.0%})")
         if not wanted:
             return measurement, steady, check, sorted(written)
         following = max(wanted)

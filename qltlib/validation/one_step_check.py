@@ -356,7 +356,7 @@ def mean_two_steps(a, b) -> dict:
 
 
 def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
-               tolerance: float = STEP_TOLERANCE) -> dict:
+               tolerance: float | None = None) -> dict:
     """Does the prediction still depend on the step? ``full`` against ``half``, the same
     particles at half the step (or any measurement of half the step on the same fields).
 
@@ -371,7 +371,8 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
     A quantity has **moved** when its change exceeds ``tolerance`` by more than two errors
     (``|v| - 2e > tolerance``); one that has not moved is **unresolved** when two errors exceed
     the tolerance (such a change could not have been seen). The verdict is ``"failed"`` when
-    anything moved, else ``"unresolved"`` when anything is, else ``"passed"``.
+    anything moved, else ``"unresolved"`` when anything is, else ``"passed"``. ``tolerance``
+    defaults to :data:`STEP_TOLERANCE` as it stands when called.
 
     Returns
     -------
@@ -381,7 +382,7 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
         :func:`paired_change`, ``mean_excess`` (``(value, error)``: two half steps over the
         measured step, minus one), ``tests`` (``{name: (value, error)}`` of the quantities
         tested), ``moved`` and ``unresolved`` (names: ``"K"``, ``"C_<l>"``, ``"mean"``),
-        ``verdict`` and ``settled`` (``verdict == "passed"``).
+        ``verdict``, ``settled`` (``verdict == "passed"``) and the ``tolerance`` applied.
 
     Notes
     -----
@@ -389,6 +390,7 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
     cannot see memory longer than the step: a prediction that passes it may still move over
     many doublings.
     """
+    tolerance = STEP_TOLERANCE if tolerance is None else float(tolerance)
     ells = _within(ells, lmax)
     drift = paired_change(half, full, lmax, ells)
     mean = mean_two_steps(half, full)
@@ -404,7 +406,7 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
             "K_half": k_half["K"], "K_half_err": k_half["K_err"],
             "dlnK": drift["dlnK"], "dlnC": drift["dlnC"], "mean_excess": mean["excess"],
             "tests": tests, "moved": moved, "unresolved": unresolved, "verdict": verdict,
-            "settled": verdict == "passed"}
+            "settled": verdict == "passed", "tolerance": tolerance}
 
 
 def drift_per_doubling(measurements, lmax: int = LMAX, pick=PICK) -> list:
