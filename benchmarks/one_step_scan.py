@@ -10,7 +10,9 @@ The particles are tracked through the shared runner and part store of ``qlt tran
 ``qlt spectrum --method transfer`` (:func:`qltlib.particles.transfer_run.run_one_step`; the cache
 directory of these settings unless ``--store``): Ctrl-C keeps every finished realisation and a
 rerun resumes; the file is written once all ``R`` are done, and a file that already holds them
-is left as it is. Alphas are done in the order given.
+is left as it is. Alphas are done in the order given. The files hold every term the
+measurement records, the direction-resolved terms of the quenched closure included (files
+written before them lack those; ``--out data/one_step/quenched`` holds those measured again).
 """
 from __future__ import annotations
 

@@ -175,10 +175,28 @@ _SPECTRUM = OutputTable(
                                   "anything is, else \"passed\"; on the stored scans: white "
                                   "passes at alpha 3200 (half step 1600, 100 realisations), and "
                                   "it fails wherever the prediction misses its long ensemble "
-                                  "(kolmogorov and flat3d up to 64000, logflat up to 1600) and "
+                                  "(kolmogorov up to 128000, flat3d up to 64000, logflat up to "
+                                  "1600) and "
                                   "for white at 1600 (C_1 -15 per cent from 800)",
             when=_TRANSFER),
         Key("step_check.settled", "true when the verdict is \"passed\"", when=_TRANSFER),
+        Key("quenched", "the quenched closure, from the same particles: the rest of the path "
+                        "meets the same field realisation, whose own tensor response carries "
+                        "the memory of each direction (per realisation, then the mean); with "
+                        "the Markov closure of C_ell and K it brackets the memory: where the "
+                        "two differ, the step is shorter than the memory along the "
+                        "realisations' fields (chapter 9, section 'A closure that keeps the "
+                        "direction')", when=_TRANSFER),
+        Key("quenched.C_ell", "its steady C_l, l = 1..lmax, (r_g |G|)^2", when=_TRANSFER),
+        Key("quenched.C_ell_err", "standard error of the mean over the realisations, "
+                                  "(r_g |G|)^2", when=_TRANSFER),
+        Key("quenched.K", "its diffusion coefficient -tr(mu_inf)/9, mean over the "
+                          "realisations, r_g c", when=_TRANSFER),
+        Key("quenched.K_err", "standard error of the mean, r_g c", when=_TRANSFER),
+        Key("quenched.P_parallel", "velocity memory of one step along each realisation's most "
+                                   "persistent direction (largest eigenvalue of the tensor "
+                                   "<p' p>, 3x; mean over realisations), dimensionless; P1 is "
+                                   "its mean over directions", when=_TRANSFER),
         Key("method", "the string \"transfer\"", when=_TRANSFER),
         Key("realisations", "field realisations measured (verified parts of the store)",
             when=_TRANSFER),

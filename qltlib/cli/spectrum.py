@@ -124,9 +124,10 @@ TRANSFER_NOTES = (
      "and by 0.05 +- 0.06 from 3200 to 6400, and the shape at l = 2..16 no longer changes from "
      "1600 on; logflat settles from alpha 6400 and then agrees with its ensemble (below, its "
      "dipole is 0.5-0.7 of the simulated one); kolmogorov and flat3d still change at alpha "
-     "64000 (K by +6.5 +- 1.2 and +10.5 +- 1.3 r_g c from 32000): the step must outlast the "
-     "memory of the displacement, which P1 does not show; the step check (step_check) compares "
-     "every result with the same particles at half the step"),
+     "128000 (K by +2.4 +- 1.1 and +8.1 +- 2.1 r_g c from 64000, their dipoles by +25 and +14 "
+     "per cent): the step must outlast the memory of the displacement, which P1 does not "
+     "show; the step check (step_check) compares every result with the same particles at half "
+     "the step"),
     ("C_ell is the power of dI = Delta r . G with |G| = 1/r_g, in (r_g |G|)^2 as qlt summarize "
      "(not the relative intensity of --method qlt); K = -m_inf/3 with m_inf = m1/(1 - P1)"),
 )
@@ -137,8 +138,8 @@ def _transfer_command(args) -> int:
     return part_store_command("spectrum", args, _transfer_spectrum)
 
 
-def _transfer_notes(steady: dict, check: dict) -> list:
-    notes = [*TRANSFER_NOTES, _step_check_note(check)]
+def _transfer_notes(steady: dict, check: dict, quenched: dict) -> list:
+    notes = [*TRANSFER_NOTES, _step_check_note(check), _quenched_note(steady, quenched)]
     bad = [int(ell) for ell, value in zip(steady["ell"], steady["C"]) if not value > 0]
     if bad or not steady["K"] > 0:
         notes.append(f"not physical: C_l <= 0 at l = {bad} or K <= 0 (K = {steady['K']:.4g}); "
@@ -174,6 +175,33 @@ def _step_check_note(check: dict) -> str:
     return (f"step check passed {measured}: no change larger than {tolerance} beyond two errors, "
             f"each error small enough to show one (a check at half the step cannot see memory "
             f"longer than the step)")
+
+
+def _quenched_note(steady: dict, quenched: dict) -> str:
+    """One line: the quenched closure beside the Markov one (the two ends of memory)."""
+    ratio = quenched["C_ell"][0] / steady["C"][0] if steady["C"][0] > 0 else float("nan")
+    if not (quenched["K"] > 0 and quenched["P_parallel"] < 1):
+        return (f"the quenched closure (the rest of the path meets the same realisation) has no "
+                f"steady state here (K = {quenched['K']:.4g}, P_parallel = "
+                f"{quenched['P_parallel']:.2f}: 1 - P is nearly singular, the step is far "
+                f"shorter than the memory along the realisations' fields)")
+    return (f"the quenched closure (the rest of the path meets the same realisation; "
+            f"chapter 'A parameter-free predictor', section 'A closure that keeps the "
+            f"direction') gives K = {quenched['K']:.4g} +- {quenched['K_err']:.2g} r_g c against "
+            f"{steady['K']:.4g} +- {steady['K_err']:.2g} from the Markov closure, and "
+            f"{ratio:.3g} times its dipole, with the velocity memory along each realisation's "
+            f"most persistent direction P_parallel = {quenched['P_parallel']:.2f} (P1 is the "
+            f"mean over directions): the two are the ends of memory, exact where the field is "
+            f"renewed at every step and where it stays the same; where they differ the step is "
+            f"shorter than the memory along the realisations' fields")
+
+
+def _quenched_json(measurement, lmax: int) -> dict:
+    """The quenched closure's steady state (per realisation, then the mean)."""
+    quenched = measurement.quenched(lmax)
+    return {"C_ell": quenched["C"].tolist(), "C_ell_err": quenched["C_err"].tolist(),
+            "K": quenched["K"], "K_err": quenched["K_err"],
+            "P_parallel": float(measurement.parallel_memory().mean())}
 
 
 def _check_json(check: dict) -> dict:
@@ -276,12 +304,14 @@ def _transfer_spectrum(args, where: dict) -> int:
     start = time.perf_counter()
     measurement, steady, check, written = _measure(settings, args, store)
     described = make_spectrum(settings.spectrum, settings.k0, settings.k1).describe()
+    quenched = _quenched_json(measurement, settings.lmax)
     out = {"ell": steady["ell"].tolist(), "C_ell": steady["C"].tolist(),
            "C_ell_err": steady["C_err"].tolist(), "K": steady["K"], "K_err": steady["K_err"],
            "P1": float(measurement.p1.mean()),
            "P1_err": float(measurement.p1.std(ddof=1) / measurement.realisations ** 0.5),
            "method": "transfer", "realisations": measurement.realisations,
-           "step_check": _check_json(check), "notes": _transfer_notes(steady, check),
+           "step_check": _check_json(check), "quenched": quenched,
+           "notes": _transfer_notes(steady, check, quenched),
            "store": store,
            "written": len(written), "skipped": measurement.realisations - len(written),
            "wall_seconds": round(time.perf_counter() - start, 3),
@@ -317,14 +347,19 @@ def register(subparsers) -> None:
                     "long ensemble's own fields chi2 = 17.6 for 16 multipoles (p = 0.35). "
                     "Spectra whose particles keep their memory longer need longer steps: "
                     "logflat agrees from alpha 6400 on, kolmogorov and flat3d still change with "
-                    "alpha at 64000 (chapter 'A parameter-free predictor'). Every result "
+                    "alpha at 128000 (chapter 'A parameter-free predictor'). Every result "
                     "carries a STEP CHECK (step_check, and a note): the same particles at half "
                     "the step, tracked at no extra cost; it fails, naming what changed by more "
                     "than 10 % beyond two errors, where the step is too short for the "
                     "spectrum's memory, and is unresolved where the errors are too large to "
                     "tell (on the stored scans it passes for white at alpha 3200 and fails "
-                    "wherever the prediction misses its ensemble: every kolmogorov and flat3d "
-                    "step up to 64000, logflat up to 1600). "
+                    "wherever the prediction misses its ensemble: every kolmogorov step up to "
+                    "128000, flat3d up to 64000, logflat up to 1600). Beside it, from the same "
+                    "particles, the QUENCHED closure (quenched: the rest of the path meets the "
+                    "same field realisation): the other end of memory; where the two agree the "
+                    "step outlasts the memory, where they differ it does not (the kolmogorov "
+                    "ensemble lies between them at every alpha from 3200 to 25600; the flat3d "
+                    "one, still rising, above both). "
                     "The realisations "
                     "are kept in the "
                     "part store of qlt transfer for the same settings (a second call takes "

@@ -31,6 +31,15 @@ point (the separation ``|Delta r_1(p) - Delta r_1(q)|`` is dropped); ``M_{l0}`` 
 ``l >= 1`` (the monopole feeds nothing). The recursion is exact without turbulence (ballistic
 motion) and for a uniform field of fixed strength whose direction is drawn anew for every step.
 
+Quenched closure (:func:`quenched_steady_state`): the opposite end of memory, in which the rest
+of the path meets the *same* realisation and its mean displacement given its start is the
+realisation's own linear response ``mu(t - Delta T) p'`` (``mu`` a 3 x 3 tensor). Then
+``mu(t) = mu_1 + mu(t - Delta T) P`` with the dipole regressions ``mu_1`` and ``P`` of one step
+(traces ``3 m_1`` and ``3 P_1``), the dipole part of the map carries ``(4 pi/27) |mu|_F^2``, and
+the rest obeys (R1) with the power of the residual map ``(Delta r_1 - mu_1 p) + mu (p' - P p)``
+as source. Exact where the field stays the same (a uniform field: the Markov closure fails
+there), as the Markov closure is exact where it is renewed at every step.
+
 Aliasing floor: the maps ``p -> Delta r_1(p)`` and ``p -> Y_l0(p')`` hold structure finer than
 the node spacing of the quadrature grid, which the quadrature folds into every ``l`` as a flat
 floor proportional to ``sum_i w_i^2`` (the shot noise of the grid; measured: the floor of
@@ -54,6 +63,7 @@ import numpy as np
 
 from .transfer import (
     TransferSettings,
+    harmonic_cross_power,
     harmonic_power,
     track_grid,
     transfer_matrix_from_directions,
@@ -61,6 +71,8 @@ from .transfer import (
 
 #: Names of the per-realisation arrays of :class:`OneStepMeasurement` (the content of its files).
 ARRAYS = ("matrix", "source", "cross", "m1", "p1", "msd1", "seconds")
+#: The direction-resolved terms of the quenched closure (absent from files written before it).
+TENSOR_ARRAYS = ("mean_tensor", "direction_tensor", "residual_gram")
 #: Prefix of the half-step terms of :func:`measure_step_realisation` (the step check).
 HALF_PREFIX = "half_"
 #: The aliasing floor is the mean of the rows ``l >= ceil(FLOOR_ROWS_FRACTION * n_theta)``
@@ -104,7 +116,12 @@ def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
     dict
         ``matrix`` ``M_{l l0}`` (rows ``l = 0..n_theta-1``, columns ``l0 = 0..L``); ``source``
         ``S_l`` and ``cross`` ``X_l`` (``l = 0..n_theta-1``); ``m1 = <p . Delta r_1>``,
-        ``p1 = <p . p'>`` and ``msd1 = <|Delta r_1|^2>`` (solid-angle means over ``p``).
+        ``p1 = <p . p'>`` and ``msd1 = <|Delta r_1|^2>`` (solid-angle means over ``p``); for the
+        quenched closure (:func:`quenched_steady_state`) the dipole regressions
+        ``mean_tensor`` ``mu_1`` and ``direction_tensor`` ``P`` (3 x 3: ``Delta r_1 ~ mu_1 p``,
+        ``p' ~ P p``; their traces are ``3 m1`` and ``3 p1``) and ``residual_gram``
+        ``(n_theta, 6, 6)``, the cross power per ``l`` of the six residual maps
+        ``Delta r_1 - mu_1 p`` and ``p' - P p`` (components ``x, y, z`` each).
 
     Notes
     -----
@@ -115,7 +132,9 @@ def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
         X_l = (2/3) sum_i (P_l[a_i + c_i] - P_l[a_i - c_i]) / (4 (2l+1)),
 
     ``P_l[f] = sum_m |f_{lm}|^2`` (:func:`qltlib.transfer.harmonic_power`): the polarisation
-    identity gives the cross power ``sum_m Re(a_{lm} c*_{lm})``.
+    identity gives the cross power ``sum_m Re(a_{lm} c*_{lm})``. The regressions are
+    ``mu_1,jk = 3 <Delta r_1,j p_k>`` and ``P_jk = 3 <p'_j p_k>``, the dipole projections, so
+    that the residuals hold no dipole; ``residual_gram[l, f, g] = sum_m Re(f_{lm} g*_{lm}) / (2l+1)``.
     """
     d = np.asarray(delta_r, dtype=float).reshape(-1, 3)
     q = np.asarray(final_directions, dtype=float).reshape(-1, 3)
@@ -127,10 +146,15 @@ def step_terms(grid, delta_r, final_directions, lmax: int) -> dict:
     cross = 2 * (power[3:6] - power[6:9]).sum(axis=0) / (12 * two_l1)
     w = grid.weights / (4 * math.pi)
     p = grid.directions
+    mean_tensor = 3 * np.einsum("n,nj,nk->jk", w, d, p)
+    direction_tensor = 3 * np.einsum("n,nj,nk->jk", w, q, p)
+    residuals = np.concatenate([(d - p @ mean_tensor.T).T, (q - p @ direction_tensor.T).T])
+    gram = harmonic_cross_power(grid, residuals, rows) / two_l1[:, None, None]
     return {"matrix": transfer_matrix_from_directions(grid, q, lmax),
             "source": source, "cross": cross,
             "m1": float(w @ np.sum(p * d, axis=1)), "p1": float(w @ np.sum(p * q, axis=1)),
-            "msd1": float(w @ np.sum(d * d, axis=1))}
+            "msd1": float(w @ np.sum(d * d, axis=1)), "mean_tensor": mean_tensor,
+            "direction_tensor": direction_tensor, "residual_gram": gram}
 
 
 def measure_step_realisation(settings: TransferSettings, index: int, field=None,
@@ -214,6 +238,47 @@ def one_step_steady_state(matrix, source, cross, m1: float, p1: float) -> dict:
     return {"C": np.linalg.solve(np.eye(mat.shape[0]) - mat, rhs), "m_inf": m_inf, "K": -m_inf / 3.0}
 
 
+def quenched_steady_state(matrix, residual_gram, mean_tensor, direction_tensor) -> dict:
+    """Fixed point of the quenched closure for one field realisation.
+
+    Parameters
+    ----------
+    matrix : array_like, shape (L, L)
+        ``M_{l l0}``, ``l, l0 = 1..L``.
+    residual_gram : array_like, shape (L, 6, 6)
+        ``residual_gram`` of :func:`step_terms` on ``l = 1..L``.
+    mean_tensor, direction_tensor : array_like, shape (3, 3)
+        ``mu_1`` and ``P`` of :func:`step_terms`.
+
+    Returns
+    -------
+    dict
+        ``C`` (``l = 1..L``), ``mu_inf = mu_1 (1 - P)^{-1}`` (``r_g``; the realisation's mean
+        displacement ``Delta r ~ mu_inf p``) and ``K = -tr(mu_inf)/9`` (``r_g c``).
+
+    Notes
+    -----
+    Chapter *A parameter-free predictor*, section *A closure that keeps the direction*: the
+    rest of the path meets the *same* realisation, so its mean displacement given its start is
+    the realisation's own ``mu(t - Delta T) p'``. Then ``mu(t) = mu_1 + mu(t - Delta T) P``
+    (eq. ``eq-one-step-quenched-mean``), the map's dipole part ``G . mu p`` carries
+    ``C_1 = (4 pi/27) |mu|_F^2`` (mean over ``G``), and the rest obeys (R1) with the source
+    of the residual map ``f = (Delta r_1 - mu_1 p) + mu_inf (p' - P p)`` and no cross term
+    (eq. ``eq-one-step-quenched``). Exact for a uniform field that stays the same.
+    """
+    mu1 = np.asarray(mean_tensor, dtype=float)
+    step = np.asarray(direction_tensor, dtype=float)
+    mu = np.linalg.solve((np.eye(3) - step).T, mu1.T).T
+    gram = np.asarray(residual_gram, dtype=float)
+    source = (np.trace(gram[:, :3, :3], axis1=1, axis2=2)
+              + 2 * np.einsum("ij,lij->l", mu, gram[:, :3, 3:])
+              + np.einsum("ij,ik,ljk->l", mu, mu, gram[:, 3:, 3:])) / 3
+    mat = np.asarray(matrix, dtype=float)
+    c = np.linalg.solve(np.eye(mat.shape[0]) - mat, source)
+    c[0] += 4 * math.pi / 27 * float(np.sum(mu**2))
+    return {"C": c, "mu_inf": mu, "K": -float(np.trace(mu)) / 9.0}
+
+
 def jackknife(values, statistic) -> tuple:
     """Leave-one-out jackknife of ``statistic`` over the first axis of every array in ``values``.
 
@@ -260,6 +325,10 @@ class OneStepMeasurement:
     m1, p1, msd1, seconds : ndarray, shape (R,)
     indices : ndarray of int, shape (R,)
         Realisation numbers (seeds as in :mod:`qltlib.simulate`).
+    mean_tensor, direction_tensor : ndarray, shape (R, 3, 3), or None
+    residual_gram : ndarray, shape (R, n_theta, 6, 6), or None
+        The terms of the quenched closure (:data:`TENSOR_ARRAYS`; ``None`` in files written
+        before it).
     """
 
     settings: TransferSettings
@@ -272,6 +341,9 @@ class OneStepMeasurement:
     seconds: np.ndarray
     indices: np.ndarray
     floor_subtracted: bool = False
+    mean_tensor: np.ndarray | None = None
+    direction_tensor: np.ndarray | None = None
+    residual_gram: np.ndarray | None = None
 
     @property
     def realisations(self) -> int:
@@ -281,7 +353,16 @@ class OneStepMeasurement:
         """The realisations at positions ``rows`` (their numbers stay in ``indices``)."""
         rows = np.asarray(rows)
         return replace(self, indices=self.indices[rows],
-                       **{name: getattr(self, name)[rows] for name in ARRAYS})
+                       **{name: getattr(self, name)[rows] for name in self._array_names()})
+
+    def _array_names(self) -> tuple:
+        """:data:`ARRAYS` and, where measured, :data:`TENSOR_ARRAYS`."""
+        return ARRAYS + (TENSOR_ARRAYS if self.has_tensors else ())
+
+    @property
+    def has_tensors(self) -> bool:
+        """Whether the terms of the quenched closure were measured."""
+        return self.residual_gram is not None
 
     def floor_rows(self) -> slice:
         """The rows ``l`` (of ``S``, ``X`` and ``M``) whose mean is the aliasing floor."""
@@ -305,9 +386,13 @@ class OneStepMeasurement:
         if self.floor_subtracted:
             return self
         floor = self.aliasing_floor()
+        gram = self.residual_gram
+        if gram is not None:
+            gram = gram - gram[:, self.floor_rows()].mean(axis=1)[:, None]
         return replace(self, source=self.source - floor["source"][:, None],
                        cross=self.cross - floor["cross"][:, None],
-                       matrix=self.matrix - floor["matrix"][:, None, :], floor_subtracted=True)
+                       matrix=self.matrix - floor["matrix"][:, None, :], residual_gram=gram,
+                       floor_subtracted=True)
 
     def per_realisation(self, lmax: int | None = None) -> dict:
         """The arrays that enter the recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
@@ -359,6 +444,47 @@ class OneStepMeasurement:
                 "C_cov": cov[:lmax, :lmax], "K": float(est[lmax]), "K_err": float(err[lmax]),
                 "m_inf": float(est[lmax + 1]), "m_inf_err": float(err[lmax + 1])}
 
+    def quenched(self, lmax: int | None = None) -> dict:
+        """The quenched closure: :func:`quenched_steady_state` per realisation, then the mean.
+
+        Returns
+        -------
+        dict
+            ``ell`` (``1..lmax``), ``C``, ``C_err``, ``C_cov`` (standard errors and covariance of
+            the mean over realisations), ``K``, ``K_err`` (``r_g c``), and per realisation
+            ``indices``, ``C_r`` ``(R, lmax)``, ``K_r`` and ``K_markov_r`` (the Markov closure's
+            ``-m_1/(3 (1 - P_1))`` of the same realisation alone).
+
+        Raises
+        ------
+        ValueError
+            The measurement has no direction-resolved terms (written before them).
+        """
+        lmax = self._lmax(lmax)
+        if not self.has_tensors:
+            raise ValueError("this measurement holds no direction-resolved terms (mean_tensor, "
+                             "direction_tensor, residual_gram): measure it again")
+        sl = slice(1, lmax + 1)
+        rows = [quenched_steady_state(self.matrix[r, sl, sl], self.residual_gram[r, sl],
+                                      self.mean_tensor[r], self.direction_tensor[r])
+                for r in range(self.realisations)]
+        c = np.array([row["C"] for row in rows])
+        k = np.array([row["K"] for row in rows])
+        n = self.realisations
+        cov = np.cov(c, rowvar=False) / n if n > 1 else np.full((lmax, lmax), np.nan)
+        k_err = float(np.std(k, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        return {"ell": np.arange(1, lmax + 1), "C": c.mean(axis=0), "C_err": np.sqrt(np.diag(cov)),
+                "C_cov": cov, "K": float(k.mean()), "K_err": k_err, "indices": self.indices,
+                "C_r": c, "K_r": k, "K_markov_r": -self.m1 / (3 * (1 - self.p1))}
+
+    def parallel_memory(self) -> np.ndarray:
+        """Per realisation, the largest real part of an eigenvalue of the direction tensor
+        ``P``: the velocity memory of one step along the direction that keeps it longest (the
+        scalar ``P_1`` is the mean of all three), dimensionless."""
+        if not self.has_tensors:
+            raise ValueError("this measurement holds no direction-resolved terms: measure it again")
+        return np.linalg.eigvals(self.direction_tensor).real.max(axis=1)
+
     def shape_ratios(self, reference_ell: int = 2, lmax: int | None = None) -> dict:
         """The steady shape ``C_l / C_ref`` (R3) with jackknife errors, and ``K`` (R4).
 
@@ -395,7 +521,8 @@ class OneStepMeasurement:
         measured: a measurement whose floor is subtracted is refused)."""
         if self.floor_subtracted:
             raise ValueError("save the measurement as measured, not after without_floor()")
-        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32) for name in ARRAYS}
+        arrays = {name: np.asarray(getattr(self, name), dtype=np.float32)
+                  for name in self._array_names()}
         np.savez_compressed(path, settings=json.dumps(self.settings.as_dict()),
                             indices=np.asarray(self.indices, dtype=np.int32), **arrays)
 
@@ -405,7 +532,8 @@ def load_one_step(path) -> OneStepMeasurement:
     with np.load(path) as data:
         settings = TransferSettings(**json.loads(str(data["settings"])))
         return OneStepMeasurement(settings=settings, indices=data["indices"].astype(int),
-                                  **{name: data[name].astype(float) for name in ARRAYS})
+                                  **{name: data[name].astype(float)
+                                     for name in ARRAYS + TENSOR_ARRAYS if name in data.files})
 
 
 def from_realisations(settings: TransferSettings, results, indices,
@@ -423,9 +551,11 @@ def from_realisations(settings: TransferSettings, results, indices,
             raise ValueError(f"the realisations reached different half steps: {sorted(times)}")
         settings = replace(settings, alpha=times.pop() * settings.k1)
         results = [{name: r["seconds" if name == "seconds" else HALF_PREFIX + name]
-                    for name in ARRAYS} for r in results]
+                    for name in ARRAYS + TENSOR_ARRAYS if HALF_PREFIX + name in r
+                    or name == "seconds"} for r in results]
+    names = ARRAYS + tuple(name for name in TENSOR_ARRAYS if all(name in r for r in results))
     return OneStepMeasurement(settings=settings, indices=np.asarray(list(indices), dtype=int),
-                              **{name: np.array([r[name] for r in results], dtype=float) for name in ARRAYS})
+                              **{name: np.array([r[name] for r in results], dtype=float) for name in names})
 
 
 def measure_one_step(settings: TransferSettings, n_realisations: int, first: int = 0) -> OneStepMeasurement:

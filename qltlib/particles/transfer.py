@@ -147,6 +147,22 @@ def _weighted_ring_legendre(n_theta: int, lmax: int) -> np.ndarray:
     return table
 
 
+def _harmonic_coefficients(grid: SphereGrid, values, lmax: int) -> np.ndarray:
+    """Real and imaginary parts of ``a_{lm}``, ``m = 0..lmax``, of real functions on ``grid``:
+    shape ``(m, l, 2F)``, the ``F`` real parts first (zero where ``m > l``)."""
+    if lmax > grid.lmax_exact:
+        raise ValueError(f"lmax = {lmax} exceeds what the grid resolves ({grid.lmax_exact})")
+    values = np.asarray(values, dtype=float)
+    n_f = values.shape[0]
+    # azimuthal Fourier coefficients per ring: G_m(theta_j) = (2 pi / n_phi) sum_k f e^{-i m phi_k}
+    g = np.fft.rfft(values.reshape(n_f, grid.n_theta, grid.n_phi), axis=2)[:, :, :lmax + 1]
+    g *= 2 * math.pi / grid.n_phi
+    lam = _weighted_ring_legendre(grid.n_theta, lmax)                          # (m, l, j)
+    # one batched real product over m: real and imaginary parts side by side, (m, j, 2F)
+    g = g.transpose(2, 1, 0)
+    return np.matmul(lam, np.concatenate([g.real, g.imag], axis=2))           # (m, l, 2F)
+
+
 def harmonic_power(grid: SphereGrid, values, lmax: int) -> np.ndarray:
     """``sum_m |a_{lm}|^2`` of real functions sampled on ``grid``, for ``l = 0..lmax``.
 
@@ -163,20 +179,27 @@ def harmonic_power(grid: SphereGrid, values, lmax: int) -> np.ndarray:
     ndarray, shape (F, lmax+1)
         ``(2l+1) C_l`` of each function (``a_{lm} = \\int Y*_{lm} f`` by the grid quadrature).
     """
-    if lmax > grid.lmax_exact:
-        raise ValueError(f"lmax = {lmax} exceeds what the grid resolves ({grid.lmax_exact})")
-    values = np.asarray(values, dtype=float)
-    n_f = values.shape[0]
-    # azimuthal Fourier coefficients per ring: G_m(theta_j) = (2 pi / n_phi) sum_k f e^{-i m phi_k}
-    g = np.fft.rfft(values.reshape(n_f, grid.n_theta, grid.n_phi), axis=2)[:, :, :lmax + 1]
-    g *= 2 * math.pi / grid.n_phi
-    lam = _weighted_ring_legendre(grid.n_theta, lmax)                          # (m, l, j)
-    # one batched real product over m: real and imaginary parts side by side, (m, j, 2F)
-    g = g.transpose(2, 1, 0)
-    a = np.matmul(lam, np.concatenate([g.real, g.imag], axis=2))              # (m, l, 2F)
+    a = _harmonic_coefficients(grid, values, lmax)
+    n_f = a.shape[2] // 2
     power_m = a[..., :n_f] ** 2 + a[..., n_f:] ** 2                           # |a_{lm}|^2
     power_m[1:] *= 2.0                                                        # a_{l,-m} = (-1)^m conj(a_{lm})
     return power_m.sum(axis=0).T
+
+
+def harmonic_cross_power(grid: SphereGrid, values, lmax: int) -> np.ndarray:
+    """``sum_m Re(a_{lm} b*_{lm})`` of every pair of real functions sampled on ``grid``.
+
+    Returns
+    -------
+    ndarray, shape (lmax+1, F, F)
+        Symmetric in the last two axes; its diagonal is :func:`harmonic_power`.
+    """
+    a = _harmonic_coefficients(grid, values, lmax)
+    n_f = a.shape[2] // 2
+    weight = np.full(a.shape[0], 2.0)
+    weight[0] = 1.0                                                           # m = 0 once, m > 0 twice
+    return (np.einsum("m,mlf,mlg->lfg", weight, a[..., :n_f], a[..., :n_f])
+            + np.einsum("m,mlf,mlg->lfg", weight, a[..., n_f:], a[..., n_f:]))
 
 
 def transfer_matrix_from_directions(grid: SphereGrid, final_directions, lmax: int,

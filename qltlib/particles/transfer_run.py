@@ -48,7 +48,7 @@ from .files import (
     read_part,
     write_atomically,
 )
-from .one_step import HALF_PREFIX, from_realisations, measure_step_realisation
+from .one_step import HALF_PREFIX, TENSOR_ARRAYS, from_realisations, measure_step_realisation
 from .runner import TaskSpec, check_workers, run_parts, stderr_line
 from .tracking_defaults import kernel_compile_notice
 from .transfer import (
@@ -61,18 +61,22 @@ PART_PATTERN = re.compile(r"^matrix_(\d{5})\.npz$")
 #: arrays of a part written before the one-step terms were stored (still recognised)
 OLD_PART_FIELDS = ("index", "matrix", "settings")
 #: the one-step terms every part holds besides ``OLD_PART_FIELDS``: name -> shape (``None``:
-#: ``(n_theta,)``, ``()``: a scalar, ``"matrix"``: that of ``matrix``); the ``half_`` terms are
-#: those of the same particles at the half step (the step check of ``qlt spectrum``)
-_TERM_SHAPES = {"source": None, "cross": None, "m1": (), "p1": (), "msd1": ()}
+#: ``(n_theta,)``, ``()``: a scalar, ``"matrix"``: that of ``matrix``, ``"gram"``:
+#: ``(n_theta, 6, 6)``); the ``half_`` terms are those of the same particles at the half step
+#: (the step check of ``qlt spectrum``)
+_TERM_SHAPES = {"source": None, "cross": None, "m1": (), "p1": (), "msd1": (),
+                "mean_tensor": (3, 3), "direction_tensor": (3, 3), "residual_gram": "gram"}
 STEP_FIELDS = {**_TERM_SHAPES, "seconds": (), HALF_PREFIX + "matrix": "matrix",
                **{HALF_PREFIX + name: shape for name, shape in _TERM_SHAPES.items()},
                "half_time": ()}
 PART_FIELDS = OLD_PART_FIELDS + tuple(STEP_FIELDS)
 FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matrix (n_theta, "
                 "lmax+1) M_{l l0}, rows l = 0..n_theta-1; source, cross (n_theta,) S_l, X_l; "
-                "scalars m1, p1, msd1, seconds; the same terms of the same particles at the half "
+                "scalars m1, p1, msd1, seconds; (3, 3) mean_tensor, direction_tensor and "
+                "(n_theta, 6, 6) residual_gram of the quenched closure; the same terms of the same particles at the half "
                 "step half_time (1/Omega) as half_matrix, half_source, half_cross, half_m1, "
-                "half_p1, half_msd1 (qltlib.particles.one_step)")
+                "half_p1, half_msd1, half_mean_tensor, half_direction_tensor, "
+                "half_residual_gram (qltlib.particles.one_step)")
 
 
 class OutdatedPartError(CorruptRealisationError):
@@ -148,14 +152,17 @@ def load_part_terms(store, index: int, settings: TransferSettings) -> dict:
                                       OLD_PART_FIELDS, _defaults())
     absent = [name for name in STEP_FIELDS if name not in arrays]
     if absent:
-        what = ("half-step" if all(name.startswith(HALF_PREFIX) for name in absent)
+        what = ("direction-resolved" if all(name.removeprefix(HALF_PREFIX) in TENSOR_ARRAYS
+                                            for name in absent)
+                else "half-step" if all(name.startswith(HALF_PREFIX) for name in absent)
                 else "one-step")
         raise OutdatedPartError(
             f"{part_path(store, index).name} was written by an older qltlib (without the "
             f"{what} terms {', '.join(absent)})")
     matrix = (settings.n_theta, settings.lmax + 1)
     shapes = {"matrix": matrix,
-              **{name: (settings.n_theta,) if shape is None else matrix if shape == "matrix" else shape
+              **{name: (settings.n_theta,) if shape is None else matrix if shape == "matrix"
+                 else (settings.n_theta, 6, 6) if shape == "gram" else shape
                  for name, shape in STEP_FIELDS.items()}}
     terms = {}
     for name, shape in shapes.items():

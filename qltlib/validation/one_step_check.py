@@ -19,6 +19,9 @@ with a simulated ensemble summarised by :func:`qltlib.particles.statistics.summa
   one of twice its length (a second closure);
 * :func:`step_check` -- whether the prediction still moves from half the step to the step (the
   check ``qlt spectrum --method transfer`` runs on every result);
+* :func:`quenched_comparison`, :func:`realisation_pairs` -- the quenched closure (the rest of
+  the path meets the same realisation) against a simulation, over the ensemble and field by
+  field;
 * :func:`qlt_comparison` -- first-order QLT at its best ``alpha`` on the same multipoles.
 
 Units: ``c = 1``, lengths ``r_g``, times ``1/Omega``; ``C_l`` in ``(r_g |G|)^2`` (numbers for
@@ -34,7 +37,7 @@ import numpy as np
 from scipy import stats
 
 from ..particles.one_step import jackknife, one_step_recursion, one_step_steady_state
-from ..particles.statistics import time_index
+from ..particles.statistics import interval_slopes, time_index
 from ..particles.transfer import nominal_step
 from ..theory.spectrum import make_spectrum
 from ..theory.transport import standard_qlt_rates
@@ -208,6 +211,90 @@ def _against(steady: dict, reference: dict, lmax: int, pick, k_reference) -> dic
             **chi, "chi2_high": high["chi2"], "p_high": high["p"],
             "ratio": ratios(c, c_err, data, data_err, pick),
             "K_reference": k_ref, "K_reference_err": k_ref_err, "K_pull": pull}
+
+
+def quenched_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
+                        k_reference=None) -> dict:
+    """The quenched closure's steady state against a simulated spectrum.
+
+    As :func:`steady_comparison` (same keys, the prediction from
+    :meth:`~qltlib.particles.one_step.OneStepMeasurement.quenched`: per realisation, then the
+    mean, with its standard errors), plus ``P_parallel``: the mean over realisations of the
+    largest real part of an eigenvalue of the direction tensor ``P`` (the velocity memory along
+    the direction that keeps it longest; the scalar ``P1`` is the mean of all three).
+
+    Notes
+    -----
+    Chapter *A parameter-free predictor*, section *A closure that keeps the direction*,
+    :math:numref:`eq-one-step-quenched-mean` and :math:numref:`eq-one-step-quenched`.
+    """
+    quenched = measurement.quenched(lmax)
+    settings = measurement.settings
+    parallel = measurement.parallel_memory()
+    return {"alpha": settings.alpha, "delta_t": settings.delta_t,
+            "realisations": measurement.realisations, "n_theta": settings.n_theta,
+            "n_modes": settings.n_modes, "P1": float(np.mean(measurement.p1)),
+            "P_parallel": float(parallel.mean()),
+            **_against(quenched, reference, lmax, pick, k_reference)}
+
+
+def realisation_pairs(measurement, summary: dict, lmax: int = LMAX) -> dict:
+    """Field by field: both closures against the long ensemble through the same realisations.
+
+    The one-step scans of the long ensembles' fields use their seed and modes, so realisation
+    ``i`` of both is one field. For each shared realisation: ``K`` of the Markov closure from
+    that realisation's terms alone (``-m_1/(3 (1 - P_1))``) and of the quenched closure, against
+    the simulated slope over the ensemble's last interval (``r_g c``); ``C_1`` of both closures
+    against the simulated one at the last time (shot noise subtracted).
+
+    Returns
+    -------
+    dict
+        ``indices``; arrays ``K_markov``, ``K_quenched``, ``D_sim``, ``C1_markov``,
+        ``C1_quenched``, ``C1_sim``; ``correlation`` ``{"K_markov", "K_quenched", "C1_markov",
+        "C1_quenched"}`` (Pearson coefficient with the simulated values over the realisations);
+        ``time`` (``1/Omega``) and ``interval`` (start, end) of the simulated values.
+
+    Raises
+    ------
+    ValueError
+        The ensemble's fields are not those of the measurement (seed, modes, spectrum, band),
+        or no realisation is shared.
+    """
+    settings = measurement.settings.as_dict()
+    sim_settings = summary["settings"]
+    differ = [key for key in ("seed", "n_modes", "spectrum", "k0", "k1")
+              if sim_settings.get(key) != settings[key]]
+    if differ:
+        raise ValueError("the ensemble's fields are not those of the measurement: "
+                         + ", ".join(f"{key} {sim_settings.get(key)} != {settings[key]}"
+                                     for key in differ))
+    per = summary["per_realisation"]
+    sim_index = {int(i): row for row, i in enumerate(per["indices"])}
+    shared = [(row, sim_index[int(i)]) for row, i in enumerate(measurement.indices)
+              if int(i) in sim_index]
+    if not shared:
+        raise ValueError("the measurement and the ensemble share no realisation")
+    mine, theirs = (np.array(x) for x in zip(*shared))
+    times = np.asarray(summary["times"], dtype=float)
+    slopes = interval_slopes(per["msd"], times)[:, -1]
+    c1_sim = per["C_ell"][:, -1, 1] - per["shot_noise"][:, -1]
+    sub = measurement.subset(mine)
+    quenched = sub.quenched(lmax)
+    arrays = sub.per_realisation(lmax)
+    markov = [one_step_steady_state(*(arrays[key][r] for key in ("matrix", "source", "cross",
+                                                                 "m1", "p1")))
+              for r in range(sub.realisations)]
+    out = {"indices": sub.indices, "K_markov": np.array([m["K"] for m in markov]),
+           "K_quenched": quenched["K_r"], "D_sim": slopes[theirs],
+           "C1_markov": np.array([m["C"][0] for m in markov]),
+           "C1_quenched": quenched["C_r"][:, 0], "C1_sim": c1_sim[theirs],
+           "time": float(times[-1]), "interval": (float(times[-2]) if len(times) > 1 else 0.0,
+                                                  float(times[-1]))}
+    out["correlation"] = {
+        key: float(np.corrcoef(out[key], out["D_sim" if key.startswith("K") else "C1_sim"])[0, 1])
+        for key in ("K_markov", "K_quenched", "C1_markov", "C1_quenched")}
+    return out
 
 
 def two_step_comparison(a, b, reference: dict, lmax: int = LMAX, pick=PICK,

@@ -49,11 +49,11 @@ def _quoted() -> list:
     """What the help and the notes quote, formatted from the stored comparison."""
     own = _COMPARISON["spectra"]["white"]["runs"]["white_alpha3200_grid68_modes256"]["without_floor"]
     longest = [next(r["dK"] for r in _COMPARISON["spectra"][name]["drift_families"]["modes256"]
-                    if (r["from"], r["to"]) == (32000, 64000)) for name in ("kolmogorov", "flat3d")]
+                    if (r["from"], r["to"]) == (64000, 128000)) for name in ("kolmogorov", "flat3d")]
     return ["{:.2f} +- {:.2f} r_g c from alpha".format(*_drift(1600, 3200)),
             "{:.2f} +- {:.2f} from 3200 to 6400".format(*_drift(3200, 6400)),
             f"chi2 = {own['chi2']:.1f} for 16 multipoles (p = {own['p']:.2f})",
-            "K by {:+.1f} +- {:.1f} and {:+.1f} +- {:.1f} r_g c from 32000".format(*longest[0],
+            "K by {:+.1f} +- {:.1f} and {:+.1f} +- {:.1f} r_g c from 64000".format(*longest[0],
                                                                                    *longest[1])]
 
 
@@ -91,6 +91,13 @@ def test_json_is_the_steady_state_of_the_stored_terms(tmp_path):
     for words in _MEASURED:
         assert any(words in note for note in out["notes"]), words
     assert 0 < out["P1"] < 1 and out["P1_err"] > 0
+    # the quenched closure of the same particles, per realisation and then the mean
+    quenched = load_one_step_store(out["store"]).without_floor().quenched()
+    assert out["quenched"]["C_ell"] == pytest.approx(quenched["C"].tolist(), rel=1e-12)
+    assert out["quenched"]["K"] == pytest.approx(quenched["K"], rel=1e-12)
+    assert out["quenched"]["K_err"] == pytest.approx(quenched["K_err"], rel=1e-12)
+    assert out["quenched"]["P_parallel"] >= out["P1"]
+    assert any(note.startswith("the quenched closure") for note in out["notes"])
 
 
 def test_second_call_is_a_cache_hit_shared_with_qlt_transfer(tmp_path):
@@ -138,8 +145,10 @@ def test_an_old_part_is_recomputed_with_one_line(tmp_path):
     again, stderr = spectrum("--realisations", 3, cache=tmp_path)
     assert again["written"] == 1 and again["skipped"] == 2
     assert "matrix_00001.npz was written by an older qltlib (without the one-step terms " \
-           "source, cross, m1, p1, msd1, seconds, half_matrix, half_source, half_cross, " \
-           "half_m1, half_p1, half_msd1, half_time); recomputing it" in stderr
+           "source, cross, m1, p1, msd1, mean_tensor, direction_tensor, residual_gram, " \
+           "seconds, half_matrix, half_source, half_cross, half_m1, half_p1, half_msd1, " \
+           "half_mean_tensor, half_direction_tensor, half_residual_gram, half_time); " \
+           "recomputing it" in stderr
     assert again["C_ell"] == first["C_ell"]               # the same field, the same particles
     assert existing_parts(store) == [0, 1, 2]
 
@@ -154,8 +163,26 @@ def test_a_part_without_the_half_step_is_recomputed_with_one_line(tmp_path):
     again, stderr = spectrum("--realisations", 3, cache=tmp_path)
     assert again["written"] == 1 and again["skipped"] == 2
     assert "matrix_00002.npz was written by an older qltlib (without the half-step terms " \
-           "half_matrix, half_source, half_cross, half_m1, half_p1, half_msd1, half_time); " \
+           "half_matrix, half_source, half_cross, half_m1, half_p1, half_msd1, " \
+           "half_mean_tensor, half_direction_tensor, half_residual_gram, half_time); " \
            "recomputing it" in stderr
+    assert again["C_ell"] == first["C_ell"] and again["step_check"] == first["step_check"]
+
+
+def test_a_part_without_the_direction_resolved_terms_is_recomputed_with_one_line(tmp_path):
+    """A part of the code before the quenched closure (every other term)."""
+    first, _ = spectrum("--realisations", 3, cache=tmp_path)
+    store = first["store"]
+    path = part_path(store, 0)
+    with np.load(path) as data:
+        np.savez(path, **{name: data[name] for name in data.files
+                          if name.removeprefix("half_") not in ("mean_tensor", "direction_tensor",
+                                                                "residual_gram")})
+    again, stderr = spectrum("--realisations", 3, cache=tmp_path)
+    assert again["written"] == 1 and again["skipped"] == 2
+    assert "matrix_00000.npz was written by an older qltlib (without the direction-resolved " \
+           "terms mean_tensor, direction_tensor, residual_gram, half_mean_tensor, " \
+           "half_direction_tensor, half_residual_gram); recomputing it" in stderr
     assert again["C_ell"] == first["C_ell"] and again["step_check"] == first["step_check"]
 
 

@@ -1,5 +1,6 @@
 """The one-step recursion of the back-tracked anisotropy (qltlib.particles.one_step, issue 21)."""
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -15,10 +16,18 @@ from qltlib.particles.one_step import (
     measure_step_realisation,
     one_step_recursion,
     one_step_steady_state,
+    quenched_steady_state,
     step_terms,
 )
 from qltlib.particles.tracking import integrate
-from qltlib.particles.transfer import TransferSettings, track_grid
+from qltlib.particles.transfer import (
+    TransferSettings,
+    gauss_legendre_grid,
+    harmonic_cross_power,
+    harmonic_power,
+    real_harmonics,
+    track_grid,
+)
 from qltlib.particles.turbulence import uniform_field
 from qltlib.paths import DATA_DIR
 
@@ -338,3 +347,120 @@ def test_subset_keeps_the_chosen_realisations_and_their_numbers(small_measuremen
     for name in ARRAYS:
         assert np.array_equal(getattr(part, name), getattr(small_measurement, name)[[2, 0]])
     assert part.settings == small_measurement.settings and part.realisations == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the quenched closure: direction-resolved terms
+# ---------------------------------------------------------------------------------------------
+
+def test_cross_power_holds_the_power_on_its_diagonal_and_separates_harmonics():
+    grid = gauss_legendre_grid(8)
+    rng = np.random.default_rng(5)
+    harmonics = real_harmonics(grid.directions, 3)
+    maps = np.vstack([harmonics[4] + 0.5 * harmonics[2], harmonics[5], rng.normal(size=grid.weights.size)])
+    cross = harmonic_cross_power(grid, maps, 5)
+    assert cross.shape == (6, 3, 3)
+    assert np.allclose(cross, cross.transpose(0, 2, 1))
+    assert np.allclose(np.diagonal(cross, axis1=1, axis2=2).T, harmonic_power(grid, maps, 5))
+    # Y_2,-2 and Y_2,-1 are orthogonal; the first map holds Y_1,0 (row 2) at l = 1
+    assert cross[2, 0, 1] == pytest.approx(0.0, abs=1e-12)
+    assert cross[1, 0, 0] == pytest.approx(0.25) and cross[2, 0, 0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("omega_vector", [[0.0, 0.0, 0.0], [0.3, -0.5, 0.8]])
+def test_direction_resolved_terms_of_a_uniform_field_are_the_helix(omega_vector):
+    # Delta r_1 = -A p and p' = R p are linear: mu_1 = -A, P = R (a rotation), nothing is left over
+    settings = TransferSettings(alpha=250.0, lmax=6, n_theta=10, step_fraction=0.01)
+    terms = measure_step_realisation(settings, 0, field=uniform_field(omega_vector))
+    expected = helix_terms(float(np.linalg.norm(omega_vector)), settings.delta_t)
+    mu1, step = terms["mean_tensor"], terms["direction_tensor"]
+    assert np.trace(mu1) == pytest.approx(3 * expected["m1"], rel=1e-4)
+    assert np.sum(mu1**2) == pytest.approx(3 * expected["msd1"], rel=1e-4)
+    assert np.trace(step) == pytest.approx(3 * expected["p1"], rel=1e-4, abs=1e-6)
+    assert np.allclose(step @ step.T, np.eye(3), atol=1e-4)
+    assert np.abs(terms["residual_gram"]).max() < 1e-8 * settings.delta_t**2
+
+
+def test_direction_resolved_terms_agree_with_the_scalar_ones(small_measurement):
+    meas = small_measurement
+    assert np.allclose(np.trace(meas.mean_tensor, axis1=1, axis2=2), 3 * meas.m1)
+    assert np.allclose(np.trace(meas.direction_tensor, axis1=1, axis2=2), 3 * meas.p1)
+    gram = meas.residual_gram
+    # the residuals hold no dipole; above it their power is that of Delta r_1 itself
+    assert np.abs(gram[:, 1]).max() < 1e-10 * np.abs(gram).max()
+    assert np.allclose(np.trace(gram[:, 2:, :3, :3], axis1=2, axis2=3) / 3, meas.source[:, 2:])
+    assert np.allclose(gram, gram.transpose(0, 1, 3, 2))
+
+
+def damped_rotation_step(nu: float, omega: float, t: float) -> tuple:
+    """``A(t) = int_0^t exp(-nu s) R(s) ds`` and ``exp(-nu t) R(t)`` for ``R`` the rotation by
+    ``omega s`` about ``z``: a velocity that turns and forgets, the same field on every step."""
+    def rot(a):
+        return np.array([[math.cos(a), -math.sin(a), 0], [math.sin(a), math.cos(a), 0], [0, 0, 1]])
+
+    s, w = np.polynomial.legendre.leggauss(200)
+    s = 0.5 * t * (s + 1)
+    area = sum(0.5 * t * wi * math.exp(-nu * si) * rot(omega * si) for si, wi in zip(s, w))
+    return area, math.exp(-nu * t) * rot(omega * t)
+
+
+def test_the_quenched_closure_is_exact_where_the_field_stays_the_same():
+    # Delta r(p, t) = -A(t) p with A(t) = A(T) + exp(-nu T) R(T) A(t - T): the chained tensor
+    # gives A(infinity) for every step, C_1 = (4 pi/27) |A|_F^2, K = tr A/9; the scalar
+    # closure, which averages the direction of the memory away, depends on the step
+    nu, omega = 0.2, 1.5
+    exact = np.diag([nu / (nu**2 + omega**2)] * 2 + [1 / nu])
+    exact[0, 1], exact[1, 0] = -omega / (nu**2 + omega**2), omega / (nu**2 + omega**2)
+    markov = []
+    for t in (0.5, 3.0):
+        area, step = damped_rotation_step(nu, omega, t)
+        out = quenched_steady_state(np.zeros((3, 3)), np.zeros((3, 6, 6)), -area, step)
+        assert np.allclose(out["mu_inf"], -exact, rtol=1e-10)
+        assert out["K"] == pytest.approx(np.trace(exact) / 9, rel=1e-10)
+        assert out["C"][0] == pytest.approx(4 * math.pi / 27 * np.sum(exact**2), rel=1e-10)
+        assert np.allclose(out["C"][1:], 0.0)
+        markov.append(one_step_steady_state(np.zeros((3, 3)), np.zeros(3), np.zeros(3),
+                                            -np.trace(area) / 3, np.trace(step) / 3)["K"])
+    assert abs(markov[1] / markov[0] - 1) > 0.05
+
+
+def test_the_quenched_closure_of_a_measurement(small_measurement, tmp_path):
+    meas = small_measurement.without_floor()
+    out = meas.quenched()
+    assert out["C"].shape == (4,) and out["C_cov"].shape == (4, 4)
+    assert out["K_r"].shape == (4,) and np.all(np.isfinite(out["K_r"]))
+    assert out["K"] == pytest.approx(out["K_r"].mean())
+    assert out["K_err"] == pytest.approx(out["K_r"].std(ddof=1) / 2)
+    assert np.allclose(out["K_markov_r"], -meas.m1 / (3 * (1 - meas.p1)))
+    one = quenched_steady_state(meas.matrix[0, 1:5, 1:5], meas.residual_gram[0, 1:5],
+                                meas.mean_tensor[0], meas.direction_tensor[0])
+    assert np.allclose(out["C_r"][0], one["C"]) and out["K_r"][0] == pytest.approx(one["K"])
+    path = tmp_path / "m.npz"
+    small_measurement.save(path)
+    back = load_one_step(path).without_floor()
+    assert back.has_tensors and back.quenched()["K"] == pytest.approx(out["K"], rel=1e-5)
+    assert np.array_equal(meas.subset([1, 3]).residual_gram, meas.residual_gram[[1, 3]])
+
+
+def test_a_file_without_direction_resolved_terms_still_loads(small_measurement, tmp_path):
+    path = tmp_path / "old.npz"
+    meas = small_measurement
+    np.savez(path, settings=json.dumps(meas.settings.as_dict()), indices=meas.indices,
+             **{name: getattr(meas, name) for name in ARRAYS})
+    old = load_one_step(path)
+    assert not old.has_tensors and old.residual_gram is None
+    assert old.without_floor().subset([0, 1]).realisations == 2
+    assert np.allclose(old.steady_state()["C"], meas.steady_state()["C"])
+    with pytest.raises(ValueError, match="no direction-resolved terms"):
+        old.quenched()
+
+
+def test_the_floor_of_the_residuals_goes_with_that_of_the_source():
+    meas = measure_one_step(TransferSettings(alpha=50.0, lmax=3, n_theta=12, n_modes=64), 2)
+    clean = meas.without_floor()
+    rows = meas.floor_rows()
+    floor = meas.residual_gram[:, rows].mean(axis=1)
+    assert np.allclose(clean.residual_gram, meas.residual_gram - floor[:, None])
+    # the trace of the residuals' floor is that of the source (rows above the dipole)
+    assert np.allclose(np.trace(floor[:, :3, :3], axis1=1, axis2=2) / 3,
+                       meas.aliasing_floor()["source"])

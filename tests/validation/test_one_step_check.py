@@ -377,3 +377,58 @@ def test_step_check_on_the_stored_scans_fails_where_the_prediction_misses_the_en
     # log-flat at 6400 agrees with its ensemble: the check does not fail, the high l unresolved
     late = check("logflat", "3200_modes256", "6400_modes256")
     assert late["verdict"] == "unresolved" and late["moved"] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the quenched closure against the stored ensembles
+# ---------------------------------------------------------------------------------------------
+
+def _stored(name):
+    from qltlib.particles.one_step import load_one_step
+    from qltlib.paths import DATA_DIR
+
+    return load_one_step(DATA_DIR / "one_step" / "quenched" / f"{name}.npz").without_floor()
+
+
+def _ensemble(run):
+    from qltlib.particles.statistics import summarize
+    from qltlib.paths import DATA_DIR
+
+    return summarize(DATA_DIR / "simulation" / run)
+
+
+def test_where_the_step_outlasts_the_memory_both_closures_agree():
+    # log-flat at alpha = 6400: P_parallel ~ 0.04, the two ends of memory give one answer
+    from qltlib.validation.one_step_check import quenched_comparison
+
+    meas = _stored("logflat_alpha6400_modes256")
+    ref = simulation_reference(_ensemble("logflat_k0-1e-3_k1-1e2_t1280"))
+    markov, quenched = steady_comparison(meas, ref), quenched_comparison(meas, ref)
+    assert quenched["P_parallel"] < 0.1 and quenched["realisations"] == 20
+    assert abs(quenched["K"] / markov["K"] - 1) < 0.05
+    assert abs(quenched["ratio"][1][0] / markov["ratio"][1][0] - 1) < 0.05
+
+
+def test_kolmogorov_closures_bracket_the_ensemble_field_by_field():
+    # at alpha = 12800 the Markov closure falls short of the simulated K and the quenched one
+    # overshoots it, and each realisation's quenched K follows its own field
+    from qltlib.validation.one_step_check import quenched_comparison, realisation_pairs
+
+    meas = _stored("kolmogorov_alpha12800_modes256")
+    summary = _ensemble("kolmogorov_k0-1e-3_k1-1e2_t2560")
+    ref = simulation_reference(summary)
+    markov, quenched = steady_comparison(meas, ref), quenched_comparison(meas, ref)
+    assert markov["K"] + 2 * markov["K_err"] < ref["plateau"] < quenched["K"] - quenched["K_err"]
+    assert quenched["P_parallel"] > 2 * quenched["P1"]
+    pairs = realisation_pairs(meas, summary)
+    assert pairs["indices"].tolist() == list(range(20)) and pairs["time"] == pytest.approx(2560)
+    assert pairs["correlation"]["K_quenched"] > 0.3
+    assert np.allclose(pairs["K_quenched"], meas.quenched()["K_r"])
+
+
+def test_realisation_pairs_refuse_other_fields():
+    from qltlib.validation.one_step_check import realisation_pairs
+
+    meas = _stored("kolmogorov_alpha3200_modes256")
+    with pytest.raises(ValueError, match="not those of the measurement: spectrum"):
+        realisation_pairs(meas, _ensemble("flat3d_k0-1e-3_k1-1e2_t2560"))
