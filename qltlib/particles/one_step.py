@@ -370,10 +370,11 @@ class OneStepMeasurement:
 
     def aliasing_floor(self) -> dict:
         """Per-realisation floors: ``source`` and ``cross`` ``(R,)``, ``matrix`` ``(R, L+1)`` (one per
-        column ``l0``), each the mean over :meth:`floor_rows`; units of the arrays themselves."""
+        column ``l0``) and, where measured, ``residual_gram`` ``(R, 6, 6)``, each the mean over
+        :meth:`floor_rows`; units of the arrays themselves."""
         rows = self.floor_rows()
-        return {"source": self.source[:, rows].mean(axis=1), "cross": self.cross[:, rows].mean(axis=1),
-                "matrix": self.matrix[:, rows, :].mean(axis=1)}
+        names = ("source", "cross", "matrix") + (("residual_gram",) if self.has_tensors else ())
+        return {name: getattr(self, name)[:, rows].mean(axis=1) for name in names}
 
     def without_floor(self) -> "OneStepMeasurement":
         """The measurement with the aliasing floor subtracted from every row of ``S``, ``X``, ``M``.
@@ -386,13 +387,8 @@ class OneStepMeasurement:
         if self.floor_subtracted:
             return self
         floor = self.aliasing_floor()
-        gram = self.residual_gram
-        if gram is not None:
-            gram = gram - gram[:, self.floor_rows()].mean(axis=1)[:, None]
-        return replace(self, source=self.source - floor["source"][:, None],
-                       cross=self.cross - floor["cross"][:, None],
-                       matrix=self.matrix - floor["matrix"][:, None, :], residual_gram=gram,
-                       floor_subtracted=True)
+        return replace(self, floor_subtracted=True,
+                       **{name: getattr(self, name) - value[:, None] for name, value in floor.items()})
 
     def per_realisation(self, lmax: int | None = None) -> dict:
         """The arrays that enter the recursion, on ``l, l0 = 1..lmax`` (first axis: realisation)."""
@@ -451,7 +447,8 @@ class OneStepMeasurement:
         -------
         dict
             ``ell`` (``1..lmax``), ``C``, ``C_err``, ``C_cov`` (standard errors and covariance of
-            the mean over realisations), ``K``, ``K_err`` (``r_g c``), and per realisation
+            the mean over realisations: its jackknife), ``K``, ``K_err`` (``r_g c``),
+            ``P_parallel`` (the mean of :meth:`parallel_memory`), and per realisation
             ``indices``, ``C_r`` ``(R, lmax)``, ``K_r`` and ``K_markov_r`` (the Markov closure's
             ``-m_1/(3 (1 - P_1))`` of the same realisation alone).
 
@@ -461,28 +458,30 @@ class OneStepMeasurement:
             The measurement has no direction-resolved terms (written before them).
         """
         lmax = self._lmax(lmax)
-        if not self.has_tensors:
-            raise ValueError("this measurement holds no direction-resolved terms (mean_tensor, "
-                             "direction_tensor, residual_gram): measure it again")
+        self._require_tensors()
         sl = slice(1, lmax + 1)
         rows = [quenched_steady_state(self.matrix[r, sl, sl], self.residual_gram[r, sl],
                                       self.mean_tensor[r], self.direction_tensor[r])
                 for r in range(self.realisations)]
         c = np.array([row["C"] for row in rows])
         k = np.array([row["K"] for row in rows])
-        n = self.realisations
-        cov = np.cov(c, rowvar=False) / n if n > 1 else np.full((lmax, lmax), np.nan)
-        k_err = float(np.std(k, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-        return {"ell": np.arange(1, lmax + 1), "C": c.mean(axis=0), "C_err": np.sqrt(np.diag(cov)),
-                "C_cov": cov, "K": float(k.mean()), "K_err": k_err, "indices": self.indices,
+        est, err, cov = jackknife({"C": c, "K": k},
+                                  lambda m: np.concatenate([m["C"], [m["K"]]]))
+        return {"ell": np.arange(1, lmax + 1), "C": est[:lmax], "C_err": err[:lmax],
+                "C_cov": cov[:lmax, :lmax], "K": float(est[lmax]), "K_err": float(err[lmax]),
+                "P_parallel": float(self.parallel_memory().mean()), "indices": self.indices,
                 "C_r": c, "K_r": k, "K_markov_r": -self.m1 / (3 * (1 - self.p1))}
+
+    def _require_tensors(self) -> None:
+        if not self.has_tensors:
+            raise ValueError("this measurement holds no direction-resolved terms (mean_tensor, "
+                             "direction_tensor, residual_gram): measure it again")
 
     def parallel_memory(self) -> np.ndarray:
         """Per realisation, the largest real part of an eigenvalue of the direction tensor
         ``P``: the velocity memory of one step along the direction that keeps it longest (the
         scalar ``P_1`` is the mean of all three), dimensionless."""
-        if not self.has_tensors:
-            raise ValueError("this measurement holds no direction-resolved terms: measure it again")
+        self._require_tensors()
         return np.linalg.eigvals(self.direction_tensor).real.max(axis=1)
 
     def shape_ratios(self, reference_ell: int = 2, lmax: int | None = None) -> dict:
@@ -550,9 +549,9 @@ def from_realisations(settings: TransferSettings, results, indices,
         if len(times) != 1:
             raise ValueError(f"the realisations reached different half steps: {sorted(times)}")
         settings = replace(settings, alpha=times.pop() * settings.k1)
-        results = [{name: r["seconds" if name == "seconds" else HALF_PREFIX + name]
-                    for name in ARRAYS + TENSOR_ARRAYS if HALF_PREFIX + name in r
-                    or name == "seconds"} for r in results]
+        results = [{"seconds": r["seconds"],
+                    **{name: r[HALF_PREFIX + name] for name in ARRAYS + TENSOR_ARRAYS
+                       if HALF_PREFIX + name in r}} for r in results]
     names = ARRAYS + tuple(name for name in TENSOR_ARRAYS if all(name in r for r in results))
     return OneStepMeasurement(settings=settings, indices=np.asarray(list(indices), dtype=int),
                               **{name: np.array([r[name] for r in results], dtype=float) for name in names})

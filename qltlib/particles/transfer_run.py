@@ -73,8 +73,8 @@ PART_FIELDS = OLD_PART_FIELDS + tuple(STEP_FIELDS)
 FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matrix (n_theta, "
                 "lmax+1) M_{l l0}, rows l = 0..n_theta-1; source, cross (n_theta,) S_l, X_l; "
                 "scalars m1, p1, msd1, seconds; (3, 3) mean_tensor, direction_tensor and "
-                "(n_theta, 6, 6) residual_gram of the quenched closure; the same terms of the same particles at the half "
-                "step half_time (1/Omega) as half_matrix, half_source, half_cross, half_m1, "
+                "(n_theta, 6, 6) residual_gram of the quenched closure; the same terms of the "
+                "same particles at the half step half_time (1/Omega) as half_matrix, half_source, half_cross, half_m1, "
                 "half_p1, half_msd1, half_mean_tensor, half_direction_tensor, "
                 "half_residual_gram (qltlib.particles.one_step)")
 

@@ -184,12 +184,17 @@ def steady_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PICK,
     n_steps = steps_to(reference["time"], measurement.settings.delta_t) if at_reference_time else None
     steady = measurement.steady_state(lmax, n_steps=n_steps)
     means = measurement.means(lmax)
+    return {**_header(measurement), "n_steps": n_steps,
+            "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
+            **_against(steady, reference, lmax, pick, k_reference)}
+
+
+def _header(measurement) -> dict:
+    """What a comparison says of the measurement it compares: its step and size."""
     settings = measurement.settings
     return {"alpha": settings.alpha, "delta_t": settings.delta_t,
             "realisations": measurement.realisations, "n_theta": settings.n_theta,
-            "n_modes": settings.n_modes, "n_steps": n_steps,
-            "m1": float(means["m1"]), "P1": float(means["p1"]), "M11": float(means["matrix"][0, 0]),
-            **_against(steady, reference, lmax, pick, k_reference)}
+            "n_modes": settings.n_modes}
 
 
 def _against(steady: dict, reference: dict, lmax: int, pick, k_reference) -> dict:
@@ -229,12 +234,8 @@ def quenched_comparison(measurement, reference: dict, lmax: int = LMAX, pick=PIC
     :math:numref:`eq-one-step-quenched-mean` and :math:numref:`eq-one-step-quenched`.
     """
     quenched = measurement.quenched(lmax)
-    settings = measurement.settings
-    parallel = measurement.parallel_memory()
-    return {"alpha": settings.alpha, "delta_t": settings.delta_t,
-            "realisations": measurement.realisations, "n_theta": settings.n_theta,
-            "n_modes": settings.n_modes, "P1": float(np.mean(measurement.p1)),
-            "P_parallel": float(parallel.mean()),
+    return {**_header(measurement), "P1": float(np.mean(measurement.p1)),
+            "P_parallel": quenched["P_parallel"],
             **_against(quenched, reference, lmax, pick, k_reference)}
 
 
