@@ -197,6 +197,13 @@ _SPECTRUM = OutputTable(
                                    "persistent direction (largest eigenvalue of the tensor "
                                    "<p' p>, 3x; mean over realisations), dimensionless; P1 is "
                                    "its mean over directions", when=_TRANSFER),
+        Key("quenched.step_check", "the quenched closure's own step check: the same "
+                                   "particles at half the step against the step, keys and "
+                                   "verdict as step_check without mean_excess (the mean test "
+                                   "belongs to the Markov closure); on the stored kolmogorov "
+                                   "scans its K and C_1 stop moving from alpha 12800 while the "
+                                   "Markov closure's still rise (chapter 9, section 'How long "
+                                   "a path remembers its field')", when=_TRANSFER),
         Key("method", "the string \"transfer\"", when=_TRANSFER),
         Key("realisations", "field realisations measured (verified parts of the store)",
             when=_TRANSFER),

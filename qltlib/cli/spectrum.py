@@ -138,8 +138,9 @@ def _transfer_command(args) -> int:
     return part_store_command("spectrum", args, _transfer_spectrum)
 
 
-def _transfer_notes(steady: dict, check: dict, quenched: dict) -> list:
-    notes = [*TRANSFER_NOTES, _step_check_note(check), _quenched_note(steady, quenched)]
+def _transfer_notes(steady: dict, check: dict, quenched: dict, quenched_check: dict) -> list:
+    notes = [*TRANSFER_NOTES, _step_check_note(check),
+             _quenched_note(steady, quenched, quenched_check)]
     bad = [int(ell) for ell, value in zip(steady["ell"], steady["C"]) if not value > 0]
     if bad or not steady["K"] > 0:
         notes.append(f"not physical: C_l <= 0 at l = {bad} or K <= 0 (K = {steady['K']:.4g}); "
@@ -152,17 +153,22 @@ def _transfer_notes(steady: dict, check: dict, quenched: dict) -> list:
     return notes
 
 
+def _percent(value, error) -> str:
+    return f"{100 * value:+.1f} +- {100 * error:.1f} %"
+
+
+def _changes(check: dict) -> str:
+    """The changes a step check measured, ``K +x +- y %, C_1 ...``."""
+    return ", ".join([f"K {_percent(*check['dlnK'])}",
+                      *(f"C_{ell} {_percent(*value)}" for ell, value in check["dlnC"].items())])
+
+
 def _step_check_note(check: dict) -> str:
     """One line: what the step check measured and what it means."""
-    def percent(value, error):
-        return f"{100 * value:+.1f} +- {100 * error:.1f} %"
-
-    changes = ", ".join([f"K {percent(*check['dlnK'])}",
-                         *(f"C_{ell} {percent(*value)}" for ell, value in check["dlnC"].items())])
     measured = (f"from alpha {check['alpha_half']:g} to {check['alpha']:g} (the same particles at "
                 f"half the step, paired over {check['paired_realisations']} realisations): "
-                f"{changes}; two chained half steps over the step's measured mean displacement "
-                f"{percent(*check['mean_excess'])}")
+                f"{_changes(check)}; two chained half steps over the step's measured mean "
+                f"displacement {_percent(*check['mean_excess'])}")
     tolerance = f"{check['tolerance']:.0%}"
     if check["verdict"] == "failed":
         return (f"STEP CHECK FAILED {measured}: {', '.join(check['moved'])} changed by more than "
@@ -177,8 +183,9 @@ def _step_check_note(check: dict) -> str:
             f"longer than the step)")
 
 
-def _quenched_note(steady: dict, quenched: dict) -> str:
-    """One line: the quenched closure beside the Markov one (the two ends of memory)."""
+def _quenched_note(steady: dict, quenched: dict, check: dict) -> str:
+    """One line: the quenched closure beside the Markov one (the two ends of memory), and
+    whether it still moves with the step (its own step check, ``check``)."""
     ratio = quenched["C_ell"][0] / steady["C"][0] if steady["C"][0] > 0 else float("nan")
     if not (quenched["K"] > 0 and quenched["P_parallel"] < 1):
         return (f"the quenched closure (the rest of the path meets the same realisation) has no "
@@ -193,14 +200,21 @@ def _quenched_note(steady: dict, quenched: dict) -> str:
             f"most persistent direction P_parallel = {quenched['P_parallel']:.2f} (P1 is the "
             f"mean over directions): the two are the ends of memory, exact where the field is "
             f"renewed at every step and where it stays the same; where they differ the step is "
-            f"shorter than the memory along the realisations' fields")
+            f"shorter than the memory along the realisations' fields; from the half step it "
+            f"changed by {_changes(check)}: its step check {check['verdict']}")
 
 
-def _quenched_json(measurement, lmax: int) -> dict:
-    """The quenched closure's steady state (per realisation, then the mean)."""
+def _quenched_json(measurement, half, lmax: int) -> tuple:
+    """The quenched closure's steady state (per realisation, then the mean) and its own step
+    check (the drift from the half step; the mean test belongs to the Markov closure): the JSON
+    object and the check."""
+    from ..validation.one_step_check import step_check
+
     quenched = measurement.quenched(lmax)
+    check = step_check(half, measurement, lmax, closure="quenched")
     return {"C_ell": quenched["C"].tolist(), "C_ell_err": quenched["C_err"].tolist(),
-            "K": quenched["K"], "K_err": quenched["K_err"], "P_parallel": quenched["P_parallel"]}
+            "K": quenched["K"], "K_err": quenched["K_err"], "P_parallel": quenched["P_parallel"],
+            "step_check": _check_json(check)}, check
 
 
 def _check_json(check: dict) -> dict:
@@ -210,7 +224,9 @@ def _check_json(check: dict) -> dict:
             "dlnC_err": [e for _, e in check["dlnC"].values()],
             "dlnK": check["dlnK"][0], "dlnK_err": check["dlnK"][1],
             "K_half": check["K_half"], "K_half_err": check["K_half_err"],
-            "mean_excess": check["mean_excess"][0], "mean_excess_err": check["mean_excess"][1],
+            **({} if check["mean_excess"] is None else
+               {"mean_excess": check["mean_excess"][0],
+                "mean_excess_err": check["mean_excess"][1]}),
             "moved": check["moved"], "unresolved": check["unresolved"],
             "verdict": check["verdict"], "settled": check["settled"]}
 
@@ -262,11 +278,11 @@ def _measure(settings, args, store: str) -> tuple:
         run = run_one_step(settings, n, store=store, workers=args.workers,
                            progress=not args.no_progress, report=reporter("spectrum"))
         written.update(run["written"])
-        measurement = run["measurement"].without_floor()
+        measurement, half = run["measurement"].without_floor(), run["half_step"].without_floor()
         steady = measurement.steady_state(settings.lmax)
-        check = step_check(run["half_step"].without_floor(), measurement, settings.lmax)
+        check = step_check(half, measurement, settings.lmax)
         if fixed or n >= MAX_TRANSFER_REALISATIONS:
-            return measurement, steady, check, sorted(written)
+            return measurement, half, steady, check, sorted(written)
         wanted, reasons = [], []
         error = largest_relative_error(steady)
         if error > TARGET_RELATIVE_ERROR:
@@ -279,7 +295,7 @@ def _measure(settings, args, store: str) -> tuple:
             reasons.append(f"step check unresolved ({', '.join(check['unresolved'])}: two "
                            f"errors up to {spread:.0%}, tolerance {check['tolerance']:.0%})")
         if not wanted:
-            return measurement, steady, check, sorted(written)
+            return measurement, half, steady, check, sorted(written)
         following = max(wanted)
         stderr_note("spectrum", f"{'; '.join(reasons)} with {n} realisations; extending to "
                                 f"{following} (at most {MAX_TRANSFER_REALISATIONS})")
@@ -301,16 +317,16 @@ def _transfer_spectrum(args, where: dict) -> int:
     floor_rows(settings.n_theta, settings.lmax)       # a grid with room for its floor, or refused now
     where["store"] = store = args.store or str(default_store(settings))
     start = time.perf_counter()
-    measurement, steady, check, written = _measure(settings, args, store)
+    measurement, half, steady, check, written = _measure(settings, args, store)
     described = make_spectrum(settings.spectrum, settings.k0, settings.k1).describe()
-    quenched = _quenched_json(measurement, settings.lmax)
+    quenched, quenched_check = _quenched_json(measurement, half, settings.lmax)
     out = {"ell": steady["ell"].tolist(), "C_ell": steady["C"].tolist(),
            "C_ell_err": steady["C_err"].tolist(), "K": steady["K"], "K_err": steady["K_err"],
            "P1": float(measurement.p1.mean()),
            "P1_err": float(measurement.p1.std(ddof=1) / measurement.realisations ** 0.5),
            "method": "transfer", "realisations": measurement.realisations,
            "step_check": _check_json(check), "quenched": quenched,
-           "notes": _transfer_notes(steady, check, quenched),
+           "notes": _transfer_notes(steady, check, quenched, quenched_check),
            "store": store,
            "written": len(written), "skipped": measurement.realisations - len(written),
            "wall_seconds": round(time.perf_counter() - start, 3),

@@ -176,7 +176,14 @@ def pixel_directions(nside: int) -> np.ndarray:
     return ring_pixel_directions(nside)
 
 
-def run_realisation(settings: SimulationSettings, index: int) -> dict:
+def realisation_field(settings: SimulationSettings, index: int):
+    """The field of realisation ``index``: :func:`synthesise_turbulence` seeded by
+    :func:`realisation_seed` (the same field for every command with these settings)."""
+    return synthesise_turbulence(settings.make_spectrum(), settings.n_modes,
+                                 np.random.default_rng(realisation_seed(settings.seed, index)))
+
+
+def run_realisation(settings: SimulationSettings, index: int, field=None) -> dict:
     """Back-track one particle per pixel through one field realisation.
 
     Parameters
@@ -184,6 +191,8 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
     settings : SimulationSettings
     index : int
         Realisation number (selects the seed).
+    field : PlaneWaveTurbulence, optional
+        Replaces :func:`realisation_field` (e.g. a uniform field in the tests).
 
     Returns
     -------
@@ -202,8 +211,8 @@ def run_realisation(settings: SimulationSettings, index: int) -> dict:
         backtrack,  # numba: imported only where trajectories are integrated
     )
 
-    field = synthesise_turbulence(settings.make_spectrum(), settings.n_modes,
-                                  np.random.default_rng(realisation_seed(settings.seed, index)))
+    if field is None:
+        field = realisation_field(settings, index)
     track = backtrack(field, pixel_directions(settings.nside), settings.times,
                       step_fraction=settings.step_fraction, resync_every=settings.resync_every,
                       precision=settings.precision,

@@ -81,7 +81,34 @@ FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matr
 
 class OutdatedPartError(CorruptRealisationError):
     """A part written before the one-step (or half-step) terms were stored: its realisation is
-    measured again."""
+    measured again. ``reason`` is the message without the file's name, so that many parts of
+    the same age are reported in one line (:func:`report_bad_parts`)."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name} {reason}")
+        self.name, self.reason = name, reason
+
+
+def report_bad_parts(report, problems, action: tuple) -> None:
+    """One line per corrupt part, and one per group of outdated parts with the same reason.
+
+    ``problems``: ``(index, CorruptRealisationError)`` pairs; ``action``: what is done with one
+    part and with several (e.g. ``("recomputing it", "recomputing them")``).
+    """
+    if report is None:
+        return
+    outdated = {}
+    for _, exc in problems:
+        if isinstance(exc, OutdatedPartError):
+            outdated.setdefault(exc.reason, []).append(exc.name)
+        else:
+            report(f"{exc}; {action[0]}")
+    for reason, names in outdated.items():
+        if len(names) == 1:
+            report(f"{names[0]} {reason}; {action[0]}")
+        else:
+            verb = reason.replace("was written", "were written", 1)
+            report(f"{len(names)} parts ({names[0]} ... {names[-1]}) {verb}; {action[1]}")
 
 
 def _defaults() -> dict:
@@ -156,9 +183,9 @@ def load_part_terms(store, index: int, settings: TransferSettings) -> dict:
                                             for name in absent)
                 else "half-step" if all(name.startswith(HALF_PREFIX) for name in absent)
                 else "one-step")
-        raise OutdatedPartError(
-            f"{part_path(store, index).name} was written by an older qltlib (without the "
-            f"{what} terms {', '.join(absent)})")
+        raise OutdatedPartError(part_path(store, index).name,
+                                f"was written by an older qltlib (without the {what} terms "
+                                f"{', '.join(absent)})")
     matrix = (settings.n_theta, settings.lmax + 1)
     shapes = {"matrix": matrix,
               **{name: (settings.n_theta,) if shape is None else matrix if shape == "matrix"
@@ -186,15 +213,15 @@ def _stored_parts(store, n_realisations, report) -> tuple:
     manifest = read_manifest_json(store, "transfer")
     settings = settings_from_dict(manifest["settings"])
     limit = int(manifest["realisations"] if n_realisations is None else n_realisations)
-    parts = {}
+    parts, problems = {}, []
     for index in existing_parts(store):
         if index >= limit:
             continue
         try:
             parts[index] = load_part_terms(store, index, settings)
         except CorruptRealisationError as exc:
-            if report is not None:
-                report(f"{exc}; left out")
+            problems.append((index, exc))
+    report_bad_parts(report, problems, ("left out", "left out"))
     if not parts:
         raise ValueError(f"no verified realisation in {store}")
     return settings, parts
@@ -238,17 +265,17 @@ def load_one_step_store(store, n_realisations: int | None = None, report=None,
 def verify_parts(store, settings: TransferSettings, n_realisations: int, report) -> tuple:
     """The verified parts below ``n_realisations`` as ``{index: terms}``
     (:func:`load_part_terms`), and the indices of those found corrupt (deleted)."""
-    good, repaired = {}, []
+    good, problems = {}, []
     for index in existing_parts(store):
         if index >= n_realisations:
             continue
         try:
             good[index] = load_part_terms(store, index, settings)
         except CorruptRealisationError as exc:         # outdated parts too
-            report(f"{exc}; recomputing it")
             part_path(store, index).unlink(missing_ok=True)
-            repaired.append(index)
-    return good, repaired
+            problems.append((index, exc))
+    report_bad_parts(report, problems, ("recomputing it", "recomputing them"))
+    return good, [index for index, _ in problems]
 
 
 def run_transfer(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,

@@ -374,40 +374,55 @@ def _shared_rows(a, b) -> tuple:
     return common, [where_a[i] for i in common], [where_b[i] for i in common]
 
 
-def paired_change(a, b, lmax: int = LMAX, pick=PICK) -> dict:
+def paired_change(a, b, lmax: int = LMAX, pick=PICK, closure: str = "markov") -> dict:
     """Change of the steady state from measurement ``a`` to ``b`` on their shared realisations.
 
-    Both steady states are computed from the means over the same field realisations, and the
-    jackknife leaves one realisation out of both at once, so the scatter between fields cancels
-    from the difference (paired errors).
+    Both steady states are computed from the same field realisations, and the jackknife leaves
+    one realisation out of both at once, so the scatter between fields cancels from the
+    difference (paired errors). ``closure``: ``"markov"`` (the steady state of the means,
+    :meth:`~qltlib.particles.one_step.OneStepMeasurement.steady`) or ``"quenched"`` (the mean
+    of each realisation's quenched fixed point, :meth:`~qltlib.particles.one_step.OneStepMeasurement.quenched`;
+    both files need the direction-resolved terms).
 
     Returns
     -------
     dict
         ``from``, ``to`` (``alpha`` of ``a`` and ``b``), ``from_grid``, ``to_grid``
-        (``n_theta``), ``paired_realisations``; ``dK = K(b) - K(a)`` (``r_g c``), ``dlnK``
-        ``K(b)/K(a) - 1`` and ``dlnC`` ``{l: C_l(b)/C_l(a) - 1}`` at ``pick``, each as
+        (``n_theta``), ``paired_realisations``, ``closure``; ``dK = K(b) - K(a)`` (``r_g c``),
+        ``dlnK`` ``K(b)/K(a) - 1`` and ``dlnC`` ``{l: C_l(b)/C_l(a) - 1}`` at ``pick``, each as
         ``(value, error)``.
 
     Notes
     -----
     The drift per doubling of ``Delta T`` of the chapter, :math:numref:`eq-one-step-drift`.
     """
+    if closure not in ("markov", "quenched"):
+        raise ValueError(f"closure must be 'markov' or 'quenched', got {closure!r}")
     common, rows_a, rows_b = _shared_rows(a, b)
-    va, vb = per_realisation(a, lmax), per_realisation(b, lmax)
-    values = {**{"a_" + k: v[rows_a] for k, v in va.items()},
-              **{"b_" + k: v[rows_b] for k, v in vb.items()}}
     pick = _within(pick, lmax)
     index = [ell - 1 for ell in pick]
+    if closure == "markov":
+        va, vb = per_realisation(a, lmax), per_realisation(b, lmax)
+
+        def steady(means, side):
+            return _steady({k: means[side + k] for k in va})
+    else:
+        qa, qb = a.quenched(lmax), b.quenched(lmax)
+        va, vb = ({"C": q["C_r"], "K": q["K_r"]} for q in (qa, qb))
+
+        def steady(means, side):
+            return {"C": means[side + "C"], "K": means[side + "K"]}
+    values = {**{"a_" + k: v[rows_a] for k, v in va.items()},
+              **{"b_" + k: v[rows_b] for k, v in vb.items()}}
 
     def statistic(means):
-        out = [_steady({k: means[side + k] for k in va}) for side in ("a_", "b_")]
+        out = [steady(means, side) for side in ("a_", "b_")]
         return np.concatenate([[out[1]["K"] - out[0]["K"], out[1]["K"] / out[0]["K"] - 1],
                                out[1]["C"][index] / out[0]["C"][index] - 1])
 
     est, err, _ = jackknife(values, statistic)
     return {"from": a.settings.alpha, "to": b.settings.alpha, "from_grid": a.settings.n_theta,
-            "to_grid": b.settings.n_theta, "paired_realisations": len(common),
+            "to_grid": b.settings.n_theta, "paired_realisations": len(common), "closure": closure,
             "dK": (float(est[0]), float(err[0])), "dlnK": (float(est[1]), float(err[1])),
             "dlnC": {int(ell): (float(est[i + 2]), float(err[i + 2])) for i, ell in enumerate(pick)}}
 
@@ -444,7 +459,7 @@ def mean_two_steps(a, b) -> dict:
 
 
 def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
-               tolerance: float | None = None) -> dict:
+               tolerance: float | None = None, closure: str = "markov") -> dict:
     """Does the prediction still depend on the step? ``full`` against ``half``, the same
     particles at half the step (or any measurement of half the step on the same fields).
 
@@ -454,7 +469,11 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
       the half step to the step (:func:`paired_change`), what the scan of ``Delta T`` measures
       per doubling;
     * the **mean test**: two chained half steps, (R2), against the measured mean displacement
-      of the step (:func:`mean_two_steps`): the Markov closure alone.
+      of the step (:func:`mean_two_steps`): the Markov closure alone, so only with
+      ``closure="markov"``.
+
+    ``closure="quenched"`` checks the quenched closure's steady state instead (the drift
+    alone; both measurements need the direction-resolved terms).
 
     A quantity has **moved** when its change exceeds ``tolerance`` by more than two errors
     (``|v| - 2e > tolerance``); one that has not moved is **unresolved** when two errors exceed
@@ -467,8 +486,8 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
     dict
         ``alpha_half``, ``alpha``, ``paired_realisations``, ``K_half`` and ``K_half_err``
         (``r_g c``), ``dlnK`` and ``dlnC`` (``{l: (value, error)}``) as in
-        :func:`paired_change`, ``mean_excess`` (``(value, error)``: two half steps over the
-        measured step, minus one), ``tests`` (``{name: (value, error)}`` of the quantities
+        :func:`paired_change`, ``closure``, ``mean_excess`` (``(value, error)``: two half steps
+        over the measured step, minus one; ``None`` for the quenched closure), ``tests`` (``{name: (value, error)}`` of the quantities
         tested), ``moved`` and ``unresolved`` (names: ``"K"``, ``"C_<l>"``, ``"mean"``),
         ``verdict``, ``settled`` (``verdict == "passed"``) and the ``tolerance`` applied.
 
@@ -480,11 +499,13 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
     """
     tolerance = STEP_TOLERANCE if tolerance is None else float(tolerance)
     ells = _within(ells, lmax)
-    drift = paired_change(half, full, lmax, ells)
-    mean = mean_two_steps(half, full)
-    k_half = half.steady_state(lmax)
-    tests = {"K": drift["dlnK"], **{f"C_{ell}": drift["dlnC"][ell] for ell in ells},
-             "mean": mean["excess"]}
+    drift = paired_change(half, full, lmax, ells, closure=closure)
+    tests = {"K": drift["dlnK"], **{f"C_{ell}": drift["dlnC"][ell] for ell in ells}}
+    if closure == "markov":
+        tests["mean"] = mean_two_steps(half, full)["excess"]
+        k_half = half.steady_state(lmax)
+    else:
+        k_half = half.quenched(lmax)
     moved = [name for name, (value, error) in tests.items() if abs(value) - 2 * error > tolerance]
     unresolved = [name for name, (_, error) in tests.items()
                   if name not in moved and 2 * error > tolerance]
@@ -492,7 +513,8 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
     return {"alpha_half": half.settings.alpha, "alpha": full.settings.alpha,
             "paired_realisations": drift["paired_realisations"],
             "K_half": k_half["K"], "K_half_err": k_half["K_err"],
-            "dlnK": drift["dlnK"], "dlnC": drift["dlnC"], "mean_excess": mean["excess"],
+            "dlnK": drift["dlnK"], "dlnC": drift["dlnC"], "closure": closure,
+            "mean_excess": tests.get("mean"),
             "tests": tests, "moved": moved, "unresolved": unresolved, "verdict": verdict,
             "settled": verdict == "passed", "tolerance": tolerance}
 

@@ -253,6 +253,23 @@ def test_an_old_part_is_recognised_and_measured_again(tmp_path):
     assert np.array_equal(again["measurement"].per_realisation, first["measurement"].per_realisation)
 
 
+def test_outdated_parts_of_the_same_age_are_reported_in_one_line(tmp_path):
+    settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
+    run_transfer(settings, 3, store=tmp_path / "s", progress=False)
+    for index in range(3):
+        path = part_path(tmp_path / "s", index)
+        with np.load(path) as data:
+            np.savez(path, **{name: data[name] for name in ("index", "matrix", "settings")})
+    lines = []
+    again = run_transfer(settings, 3, store=tmp_path / "s", progress=False, report=lines.append)
+    assert again["written"] == again["repaired"] == [0, 1, 2]
+    outdated = [line for line in lines if "older qltlib" in line]
+    assert outdated == [outdated[0]] and outdated[0].startswith(
+        "3 parts (matrix_00000.npz ... matrix_00002.npz) were written by an older qltlib "
+        "(without the one-step terms ")
+    assert outdated[0].endswith("; recomputing them")
+
+
 def test_a_part_with_a_bad_term_is_corrupt(tmp_path):
     settings = TransferSettings(alpha=10, lmax=2, n_theta=3, n_modes=16)
     run_transfer(settings, 1, store=tmp_path / "s", progress=False)

@@ -432,3 +432,34 @@ def test_realisation_pairs_refuse_other_fields():
     meas = _stored("kolmogorov_alpha3200_modes256")
     with pytest.raises(ValueError, match="not those of the measurement: spectrum"):
         realisation_pairs(meas, _ensemble("flat3d_k0-1e-3_k1-1e2_t2560"))
+
+
+def test_quenched_paired_change_is_the_change_of_the_realisations_mean():
+    from qltlib.validation.one_step_check import paired_change
+
+    a, b = _stored("kolmogorov_alpha12800_modes256"), _stored("kolmogorov_alpha25600_modes256")
+    change = paired_change(a, b, closure="quenched")
+    qa, qb = a.quenched(), b.quenched()
+    assert change["closure"] == "quenched" and change["paired_realisations"] == 20
+    assert change["dK"][0] == pytest.approx(qb["K"] - qa["K"], rel=1e-10)
+    assert change["dlnC"][1][0] == pytest.approx(qb["C"][0] / qa["C"][0] - 1, rel=1e-10)
+    # paired: the scatter between fields cancels, so the error is below the unpaired one
+    assert change["dK"][1] < math.hypot(qa["K_err"], qb["K_err"])
+    with pytest.raises(ValueError, match="closure must be"):
+        paired_change(a, b, closure="mean-field")
+
+
+def test_kolmogorov_quenched_closure_stops_moving_where_the_markov_one_still_rises():
+    """What qlt spectrum's help and chapter 9 say: from alpha 25600 to 64000 the quenched K and
+    dipole move by less than the step check's tolerance, the Markov ones by more."""
+    from qltlib.validation.one_step_check import STEP_TOLERANCE, paired_change, step_check
+
+    a, b = _stored("kolmogorov_alpha25600_modes256"), _stored("kolmogorov_alpha64000_modes256")
+    markov = paired_change(a, b, pick=(1,))
+    for value, error in (markov["dlnK"], markov["dlnC"][1]):
+        assert value - 2 * error > STEP_TOLERANCE
+    # no mean test for the quenched closure, so a step that is not a doubling is accepted
+    quenched = step_check(a, b, ells=(1,), closure="quenched")
+    assert quenched["moved"] == [] and "mean" not in quenched["tests"]
+    assert quenched["mean_excess"] is None and quenched["closure"] == "quenched"
+    assert quenched["K_half"] == pytest.approx(a.quenched()["K"])
