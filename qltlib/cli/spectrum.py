@@ -126,8 +126,10 @@ TRANSFER_NOTES = (
      "dipole is 0.5-0.7 of the simulated one); kolmogorov and flat3d still change at alpha "
      "128000 (K by +2.4 +- 1.1 and +8.1 +- 2.1 r_g c from 64000, their dipoles by +25 and +14 "
      "per cent): the step must outlast the memory of the displacement, which P1 does not "
-     "show; the step check (step_check) compares every result with the same particles at half "
-     "the step"),
+     "show, and kolmogorov's particles keep the memory of their field beyond any step tried "
+     "(its diffusion peaks at Omega t ~ 1280 and falls again by 20480: no steady state in "
+     "reach); the step check (step_check) compares every result with the same particles at "
+     "half the step"),
     ("C_ell is the power of dI = Delta r . G with |G| = 1/r_g, in (r_g |G|)^2 as qlt summarize "
      "(not the relative intensity of --method qlt); K = -m_inf/3 with m_inf = m1/(1 - P1)"),
 )
@@ -362,7 +364,12 @@ def register(subparsers) -> None:
                     "long ensemble's own fields chi2 = 17.6 for 16 multipoles (p = 0.35). "
                     "Spectra whose particles keep their memory longer need longer steps: "
                     "logflat agrees from alpha 6400 on, kolmogorov and flat3d still change with "
-                    "alpha at 128000 (chapter 'A parameter-free predictor'). Every result "
+                    "alpha at 128000 (chapter 'A parameter-free predictor'); flat3d's transport "
+                    "settles at K = 169 +- 6 r_g c by Omega t 10240, where alpha 128000 puts it "
+                    "(172 +- 5), while kolmogorov on the band 1e-3..1e2 has no steady state "
+                    "within Omega t 20480 (its particles stay in their realisation's "
+                    "large-scale field; their diffusion peaks at 28 +- 3 and falls to 15 +- 2), "
+                    "so no alpha predicts it. Every result "
                     "carries a STEP CHECK (step_check, and a note): the same particles at half "
                     "the step, tracked at no extra cost; it fails, naming what changed by more "
                     "than 10 % beyond two errors, where the step is too short for the "
@@ -373,8 +380,9 @@ def register(subparsers) -> None:
                     "particles, the QUENCHED closure (quenched: the rest of the path meets the "
                     "same field realisation): the other end of memory; where the two agree the "
                     "step outlasts the memory, where they differ it does not (the kolmogorov "
-                    "ensemble lies between them at every alpha from 3200 to 25600; the flat3d "
-                    "one, still rising, above both). "
+                    "ensemble lies between them at every alpha from 3200 to 25600 and they meet "
+                    "at 128000; the flat3d one, still rising, above both); it carries its own "
+                    "step check (quenched.step_check). "
                     "The realisations "
                     "are kept in the "
                     "part store of qlt transfer for the same settings (a second call takes "

@@ -98,6 +98,30 @@ def test_json_is_the_steady_state_of_the_stored_terms(tmp_path):
     assert out["quenched"]["K_err"] == pytest.approx(quenched["K_err"], rel=1e-12)
     assert out["quenched"]["P_parallel"] >= out["P1"]
     assert any(note.startswith("the quenched closure") for note in out["notes"])
+    # its own step check: the drift from the half step, without the Markov closure's mean test
+    from qltlib.particles.transfer_run import load_one_step_store as load
+    from qltlib.validation.one_step_check import step_check
+
+    own = step_check(load(out["store"], half_step=True).without_floor(),
+                     load(out["store"]).without_floor(), lmax=2, closure="quenched")
+    check = out["quenched"]["step_check"]
+    assert check["verdict"] == own["verdict"] and "mean_excess" not in check
+    assert check["dlnK"] == pytest.approx(own["dlnK"][0], rel=1e-12)
+    note = next(n for n in out["notes"] if n.startswith("the quenched closure"))
+    singular = not (out["quenched"]["K"] > 0 and out["quenched"]["P_parallel"] < 1)
+    assert ("has no steady state here" in note) == singular      # alpha 10: P_par ~ 1
+    assert singular or f"its step check {own['verdict']}" in note
+
+
+def test_the_quenched_note_quotes_its_own_step_check():
+    from qltlib.cli.spectrum import _quenched_note
+
+    steady = {"C": [2.0], "K": 1.0, "K_err": 0.1}
+    quenched = {"C_ell": [3.0], "K": 1.5, "K_err": 0.2, "P_parallel": 0.4}
+    check = {"dlnK": (-0.05, 0.02), "dlnC": {1: (0.01, 0.03)}, "verdict": "passed"}
+    note = _quenched_note(steady, quenched, check)
+    assert "K = 1.5 +- 0.2 r_g c against 1 +- 0.1" in note and "1.5 times its dipole" in note
+    assert note.endswith("changed by K -5.0 +- 2.0 %, C_1 +1.0 +- 3.0 %: its step check passed")
 
 
 def test_second_call_is_a_cache_hit_shared_with_qlt_transfer(tmp_path):
