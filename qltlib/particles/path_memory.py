@@ -86,6 +86,12 @@ def memory_terms(settings: SimulationSettings, index: int, field=None) -> dict:
         ``Omega^2``), ``velocity_overlap`` (``<p'(t) . p>``), ``square_displacement``
         (``<|Delta r(t)|^2>``, units ``r_g^2``), each ``(n_times,)``; ``field_square``
         (``|omega(0)|^2``, units ``Omega^2``).
+
+    Notes
+    -----
+    The sums behind the field memory, chapter *A parameter-free predictor*,
+    :math:numref:`eq-one-step-field-memory`; combined over realisations by
+    :meth:`PathMemory.from_parts`.
     """
     if field is None:
         field = realisation_field(settings, index)
