@@ -380,9 +380,10 @@ def paired_change(a, b, lmax: int = LMAX, pick=PICK, closure: str = "markov") ->
     Both steady states are computed from the same field realisations, and the jackknife leaves
     one realisation out of both at once, so the scatter between fields cancels from the
     difference (paired errors). ``closure``: ``"markov"`` (the steady state of the means,
-    :meth:`~qltlib.particles.one_step.OneStepMeasurement.steady`) or ``"quenched"`` (the mean
-    of each realisation's quenched fixed point, :meth:`~qltlib.particles.one_step.OneStepMeasurement.quenched`;
-    both files need the direction-resolved terms).
+    :meth:`~qltlib.particles.one_step.OneStepMeasurement.steady_state`) or ``"quenched"`` (the
+    mean of each realisation's quenched fixed point,
+    :meth:`~qltlib.particles.one_step.OneStepMeasurement.quenched`; both files need the
+    direction-resolved terms).
 
     Returns
     -------
@@ -487,8 +488,9 @@ def step_check(half, full, lmax: int = LMAX, ells=STEP_CHECK_ELLS,
         ``alpha_half``, ``alpha``, ``paired_realisations``, ``K_half`` and ``K_half_err``
         (``r_g c``), ``dlnK`` and ``dlnC`` (``{l: (value, error)}``) as in
         :func:`paired_change`, ``closure``, ``mean_excess`` (``(value, error)``: two half steps
-        over the measured step, minus one; ``None`` for the quenched closure), ``tests`` (``{name: (value, error)}`` of the quantities
-        tested), ``moved`` and ``unresolved`` (names: ``"K"``, ``"C_<l>"``, ``"mean"``),
+        over the measured step, minus one; ``None`` for the quenched closure), ``tests``
+        (``{name: (value, error)}`` of the quantities tested), ``moved`` and ``unresolved``
+        (names: ``"K"``, ``"C_<l>"``, ``"mean"``),
         ``verdict``, ``settled`` (``verdict == "passed"``) and the ``tolerance`` applied.
 
     Notes
