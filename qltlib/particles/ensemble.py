@@ -9,8 +9,15 @@ from __future__ import annotations
 import math
 import time
 
-from .estimates import announce_run, check_simulation_size
-from .runner import TaskSpec, check_workers, connect_dask, run_parts, stderr_line
+from .estimates import check_simulation_size
+from .runner import (
+    TaskSpec,
+    check_realisations,
+    check_workers,
+    connect_dask,
+    run_announced,
+    stderr_line,
+)
 from .settings import SimulationSettings, run_realisation
 from .store import (
     existing_realisations,
@@ -19,7 +26,6 @@ from .store import (
     verify_existing,
     write_results,
 )
-from .tracking_defaults import kernel_compile_notice
 
 
 class RealisationTask:
@@ -91,26 +97,20 @@ def run_ensemble(settings: SimulationSettings, out_dir, n_realisations: int, sch
     KeyboardInterrupt
         After the worker processes are gone and their temporary files removed.
     """
-    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
-        raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
-    workers = check_workers(workers)
+    n_realisations, workers = check_realisations(n_realisations), check_workers(workers)
     if not (math.isfinite(scheduler_timeout) and scheduler_timeout > 0):
         raise ValueError(f"scheduler timeout must be a positive number of seconds, got {scheduler_timeout!r}")
-    n_realisations, workers = int(n_realisations), int(workers)
     estimate = check_simulation_size(settings, 1 if scheduler else workers)
     out_dir = prepare_output(out_dir, settings, n_realisations, keep_raw)
     skipped, repaired = verify_existing(out_dir, settings, n_realisations, report, keep_raw)
     present = set(skipped)
     todo = [i for i in range(n_realisations) if i not in present]
     client = connect_dask(scheduler, scheduler_timeout) if scheduler and todo else None
-    announce_run(report, estimate["seconds_per_realisation"], len(todo),
-                 1 if scheduler else workers, estimate["bytes"])
-    if todo and not scheduler and (notice := kernel_compile_notice()):
-        report(notice)
     spec = TaskSpec("qltlib.particles.ensemble:RealisationTask",
                     {"settings": settings.as_dict(), "keep_raw": bool(keep_raw)})
-    written = run_parts(spec, out_dir, todo, workers=workers, client=client, progress=progress,
-                        total=n_realisations)
+    written = run_announced(spec, out_dir, todo, n_realisations,
+                            estimate["seconds_per_realisation"], estimate["bytes"],
+                            workers=workers, client=client, progress=progress, report=report)
     return {"out": str(out_dir), "written": written, "skipped": skipped, "repaired": repaired,
             "total": len(set(existing_realisations(out_dir)) | set(existing_summaries(out_dir)))}
 

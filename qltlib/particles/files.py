@@ -30,6 +30,58 @@ class CorruptRealisationError(ValueError):
     """A realisation file that cannot be read or contradicts the settings of its directory."""
 
 
+class OutdatedPartError(CorruptRealisationError):
+    """A part written by an older qltlib, before some of its terms were stored: its realisation
+    is measured again. ``reason`` is the message without the file's name, so that many parts
+    of the same age are reported in one line (:func:`report_bad_parts`)."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name} {reason}")
+        self.name, self.reason = name, reason
+
+
+def report_bad_parts(report, problems, action: tuple) -> None:
+    """One line per corrupt part, and one per group of outdated parts with the same reason.
+
+    ``problems``: ``(index, CorruptRealisationError)`` pairs; ``action``: what is done with one
+    part and with several (e.g. ``("recomputing it", "recomputing them")``).
+    """
+    if report is None:
+        return
+    outdated = {}
+    for _, exc in problems:
+        if isinstance(exc, OutdatedPartError):
+            outdated.setdefault(exc.reason, []).append(exc.name)
+        else:
+            report(f"{exc}; {action[0]}")
+    for reason, names in outdated.items():
+        if len(names) == 1:
+            report(f"{names[0]} {reason}; {action[0]}")
+        else:
+            verb = reason.replace("was written", "were written", 1)
+            report(f"{len(names)} parts ({names[0]} ... {names[-1]}) {verb}; {action[1]}")
+
+
+def verify_store_parts(store, pattern, n_realisations: int, load, path_of, report) -> tuple:
+    """The parts of ``store`` below ``n_realisations`` that ``load(index)`` verifies, as
+    ``{index: terms}``, and the indices of those found corrupt or outdated: deleted and reported
+    (:func:`report_bad_parts`), so that the run computes them again.
+
+    ``pattern``: the part files' names (index in group 1); ``path_of(index)``: a part's path.
+    """
+    good, problems = {}, []
+    for index in indices_matching(store, pattern):
+        if index >= n_realisations:
+            continue
+        try:
+            good[index] = load(index)
+        except CorruptRealisationError as exc:         # outdated parts too
+            path_of(index).unlink(missing_ok=True)
+            problems.append((index, exc))
+    report_bad_parts(report, problems, ("recomputing it", "recomputing them"))
+    return good, [index for index, _ in problems]
+
+
 class SettingsMismatchError(ValueError):
     """An output directory holds a manifest written with different settings."""
 

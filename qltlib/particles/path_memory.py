@@ -41,16 +41,10 @@ import numpy as np
 
 from ..machine import usable_cores
 from ..paths import cache_dir
-from .estimates import announce_run, realisation_memory, realisation_seconds
-from .files import (
-    CorruptRealisationError,
-    indices_matching,
-    prepare_run_directory,
-    read_part,
-    write_atomically,
-)
+from .estimates import realisation_memory, realisation_seconds
+from .files import prepare_run_directory, read_part, verify_store_parts, write_atomically
 from .one_step import jackknife
-from .runner import TaskSpec, check_workers, run_parts, stderr_line
+from .runner import TaskSpec, check_realisations, check_workers, run_announced, stderr_line
 from .settings import (
     SimulationSettings,
     pixel_directions,
@@ -58,7 +52,6 @@ from .settings import (
     run_realisation,
     simulation_defaults,
 )
-from .tracking_defaults import kernel_compile_notice
 
 PART_PATTERN = re.compile(r"^memory_(\d{5})\.npz$")
 #: per-time arrays of a part, each ``(n_times,)``
@@ -262,26 +255,19 @@ def run_path_memory(settings: SimulationSettings, n_realisations: int, store=Non
     ValueError, WorkerError, KeyboardInterrupt
         As :func:`~qltlib.particles.runner.run_parts`; finished parts stay in the store.
     """
-    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
-        raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
-    n_realisations, workers = int(n_realisations), check_workers(workers)
+    n_realisations, workers = check_realisations(n_realisations), check_workers(workers)
     store = Path(default_memory_store(settings) if store is None else store)
     prepare_run_directory(store, settings.as_dict(), n_realisations, simulation_defaults(),
                           {"file_content": FILE_CONTENT}, option="--store")
-    parts = {}
-    for index in indices_matching(store, PART_PATTERN):
-        if index < n_realisations:
-            try:
-                parts[index] = load_memory_part(store, index, settings)
-            except CorruptRealisationError as exc:
-                report(f"{exc}; measuring it again")
+    parts, _ = verify_store_parts(store, PART_PATTERN, n_realisations,
+                                  lambda index: load_memory_part(store, index, settings),
+                                  lambda index: memory_part_path(store, index), report)
     todo = [i for i in range(n_realisations) if i not in parts]
-    announce_run(report, realisation_seconds(settings, max(1, usable_cores() // workers)),
-                 len(todo), workers, workers * realisation_memory(settings))
-    if todo and (notice := kernel_compile_notice()):
-        report(notice)
     spec = TaskSpec("qltlib.particles.path_memory:MemoryTask", {"settings": settings.as_dict()})
-    written = run_parts(spec, store, todo, workers=workers, progress=progress, total=n_realisations)
+    written = run_announced(spec, store, todo, n_realisations,
+                            realisation_seconds(settings, max(1, usable_cores() // workers)),
+                            workers * realisation_memory(settings), workers=workers,
+                            progress=progress, report=report)
     parts.update((index, load_memory_part(store, index, settings)) for index in written)
     memory = PathMemory.from_parts(settings, (parts[i] for i in sorted(parts)))
     return {"memory": memory, "store": str(store), "written": written}

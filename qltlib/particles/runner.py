@@ -266,6 +266,32 @@ def check_workers(workers) -> int:
     return int(workers)
 
 
+def check_realisations(n_realisations) -> int:
+    """``n_realisations`` as a positive int; ValueError (one line) otherwise."""
+    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
+        raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
+    return int(n_realisations)
+
+
+def run_announced(spec: TaskSpec, out_dir, todo, total: int, seconds_per_part: float,
+                  memory_bytes: float, workers: int = 1, client=None, progress: bool = True,
+                  report=stderr_line) -> list:
+    """:func:`run_parts`, after what a long command says before it starts (through ``report``):
+    the up-front estimate of a run longer than
+    :data:`~qltlib.particles.estimates.LONG_RUN_SECONDS` and, for local workers, the first-use
+    compile notice of the tracking kernel."""
+    from .estimates import announce_run
+    from .tracking_defaults import kernel_compile_notice
+
+    todo = list(todo)
+    announce_run(report, seconds_per_part, len(todo), 1 if client is not None else workers,
+                 memory_bytes)
+    if todo and client is None and (notice := kernel_compile_notice()):
+        report(notice)
+    return run_parts(spec, out_dir, todo, workers=workers, client=client, progress=progress,
+                     total=total)
+
+
 def run_parts(spec: TaskSpec, out_dir, todo, done=None, workers: int = 1, client=None,
               progress: bool = False, total: int | None = None) -> list:
     """Compute and write the parts ``todo`` of a long command; ``done(index)`` as each is on disk.

@@ -39,18 +39,20 @@ import numpy as np
 
 from ..machine import usable_cores
 from ..paths import cache_dir
-from .estimates import announce_run, tracking_seconds, transfer_memory
+from .estimates import tracking_seconds, transfer_memory
 from .files import (
     CorruptRealisationError,
+    OutdatedPartError,
     indices_matching,
     prepare_run_directory,
     read_manifest_json,
     read_part,
+    report_bad_parts,
+    verify_store_parts,
     write_atomically,
 )
 from .one_step import HALF_PREFIX, TENSOR_ARRAYS, from_realisations, measure_step_realisation
-from .runner import TaskSpec, check_workers, run_parts, stderr_line
-from .tracking_defaults import kernel_compile_notice
+from .runner import TaskSpec, check_realisations, check_workers, run_announced, stderr_line
 from .transfer import (
     TransferMeasurement,
     TransferSettings,
@@ -77,38 +79,6 @@ FILE_CONTENT = ("float64 arrays of one realisation, from one back-tracking: matr
                 "same particles at the half step half_time (1/Omega) as half_matrix, half_source, half_cross, half_m1, "
                 "half_p1, half_msd1, half_mean_tensor, half_direction_tensor, "
                 "half_residual_gram (qltlib.particles.one_step)")
-
-
-class OutdatedPartError(CorruptRealisationError):
-    """A part written before the one-step (or half-step) terms were stored: its realisation is
-    measured again. ``reason`` is the message without the file's name, so that many parts of
-    the same age are reported in one line (:func:`report_bad_parts`)."""
-
-    def __init__(self, name: str, reason: str):
-        super().__init__(f"{name} {reason}")
-        self.name, self.reason = name, reason
-
-
-def report_bad_parts(report, problems, action: tuple) -> None:
-    """One line per corrupt part, and one per group of outdated parts with the same reason.
-
-    ``problems``: ``(index, CorruptRealisationError)`` pairs; ``action``: what is done with one
-    part and with several (e.g. ``("recomputing it", "recomputing them")``).
-    """
-    if report is None:
-        return
-    outdated = {}
-    for _, exc in problems:
-        if isinstance(exc, OutdatedPartError):
-            outdated.setdefault(exc.reason, []).append(exc.name)
-        else:
-            report(f"{exc}; {action[0]}")
-    for reason, names in outdated.items():
-        if len(names) == 1:
-            report(f"{names[0]} {reason}; {action[0]}")
-        else:
-            verb = reason.replace("was written", "were written", 1)
-            report(f"{len(names)} parts ({names[0]} ... {names[-1]}) {verb}; {action[1]}")
 
 
 def _defaults() -> dict:
@@ -265,17 +235,9 @@ def load_one_step_store(store, n_realisations: int | None = None, report=None,
 def verify_parts(store, settings: TransferSettings, n_realisations: int, report) -> tuple:
     """The verified parts below ``n_realisations`` as ``{index: terms}``
     (:func:`load_part_terms`), and the indices of those found corrupt (deleted)."""
-    good, problems = {}, []
-    for index in existing_parts(store):
-        if index >= n_realisations:
-            continue
-        try:
-            good[index] = load_part_terms(store, index, settings)
-        except CorruptRealisationError as exc:         # outdated parts too
-            part_path(store, index).unlink(missing_ok=True)
-            problems.append((index, exc))
-    report_bad_parts(report, problems, ("recomputing it", "recomputing them"))
-    return good, [index for index, _ in problems]
+    return verify_store_parts(store, PART_PATTERN, n_realisations,
+                              lambda index: load_part_terms(store, index, settings),
+                              lambda index: part_path(store, index), report)
 
 
 def run_transfer(settings: TransferSettings, n_realisations: int, store=None, workers: int = 1,
@@ -337,9 +299,7 @@ def run_store(settings: TransferSettings, n_realisations: int, store=None, worke
     ValueError, WorkerError, KeyboardInterrupt
         As :func:`qltlib.particles.runner.run_parts`; finished parts stay in the store.
     """
-    if isinstance(n_realisations, bool) or int(n_realisations) != n_realisations or n_realisations < 1:
-        raise ValueError(f"number of realisations must be a positive integer, got {n_realisations!r}")
-    n_realisations, workers = int(n_realisations), check_workers(workers)
+    n_realisations, workers = check_realisations(n_realisations), check_workers(workers)
     store = Path(default_store(settings) if store is None else store)
     prepare_run_directory(store, settings.as_dict(), n_realisations, _defaults(),
                           {"file_content": FILE_CONTENT}, option="--store")
@@ -348,11 +308,10 @@ def run_store(settings: TransferSettings, n_realisations: int, store=None, worke
     todo = [i for i in range(n_realisations) if i not in parts]
     seconds = tracking_seconds(settings.n_particles, settings.delta_t, settings,
                                max(1, usable_cores() // workers))
-    announce_run(report, seconds, len(todo), workers, workers * transfer_memory(settings))
-    if todo and (notice := kernel_compile_notice()):
-        report(notice)
     spec = TaskSpec("qltlib.particles.transfer_run:MatrixTask", {"settings": settings.as_dict()})
-    written = run_parts(spec, store, todo, workers=workers, progress=progress, total=n_realisations)
+    written = run_announced(spec, store, todo, n_realisations, seconds,
+                            workers * transfer_memory(settings), workers=workers,
+                            progress=progress, report=report)
     parts.update((index, load_part_terms(store, index, settings)) for index in written)
     return {"store": str(store), "written": written, "skipped": skipped, "repaired": repaired,
             "parts": dict(sorted(parts.items()))}
